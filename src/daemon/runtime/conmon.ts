@@ -1,0 +1,155 @@
+// Starting a job under conmon. conmon runs `runc create`, holds the job's stdio and writes it to the log
+// file, records the exit code in `<exitDir>/<id>`, and outlives the daemon: it daemonizes, so the daemon is
+// never the parent of a job and a daemon restart or crash loses neither output nor exit code.
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { JobletError } from "../../shared/errors.js";
+
+/** Files and directories of one job's supervision. */
+export interface SupervisionPaths {
+  bundleDir: string;
+  /** Written by runc once the container's init process exists (and `runc start` may be called). */
+  pidFile: string;
+  conmonPidFile: string;
+  /** conmon writes `<exitDir>/<id>` holding the exit code when the job's PID 1 ends. */
+  exitDir: string;
+  socketDir: string;
+  /** conmon's k8s-file log of stdout and stderr. */
+  logPath: string;
+  /** runc's own log (JSON lines), read to explain a failed create. */
+  runtimeLogPath: string;
+  /** conmon's stderr, for diagnostics. */
+  conmonLogPath: string;
+}
+
+/** The paths of job `id` under the state dir's fixed layout. */
+export function supervisionPaths(stateDir: string, id: string): SupervisionPaths {
+  const bundleDir = path.join(stateDir, "run", id);
+  return {
+    bundleDir,
+    pidFile: path.join(bundleDir, "pidfile"),
+    conmonPidFile: path.join(bundleDir, "conmon.pid"),
+    exitDir: path.join(stateDir, "exits"),
+    socketDir: path.join(stateDir, "sockets"),
+    logPath: path.join(stateDir, "logs", `${id}.log`),
+    runtimeLogPath: path.join(bundleDir, "runtime.log"),
+    conmonLogPath: path.join(bundleDir, "conmon.log"),
+  };
+}
+
+/** Binaries and the runtime's state root. */
+export interface ConmonOptions {
+  conmonPath: string;
+  runtimePath: string;
+  runtimeRoot: string;
+  /** How long `runc create` may take before the start is abandoned, milliseconds. */
+  createTimeoutMs?: number;
+}
+
+/**
+ * Launches conmon for job `id` and waits until the container is created (runc has written the pidfile) and
+ * may be started. Throws a FAILED_PRECONDITION JobletError carrying the runtime's own message when create
+ * fails (bad command, bad limit, …).
+ */
+export async function launchConmon(id: string, p: SupervisionPaths, opts: ConmonOptions): Promise<{ conmonPid: number }> {
+  const args = [
+    "--api-version", "1",
+    "-c", id, "-u", id, "-n", id,
+    "-r", opts.runtimePath,
+    "-b", p.bundleDir,
+    "-p", p.pidFile,
+    "--exit-dir", p.exitDir,
+    "--conmon-pidfile", p.conmonPidFile,
+    "--socket-dir-path", p.socketDir,
+    "-l", `k8s-file:${p.logPath}`,
+    "--runtime-arg", "--root", "--runtime-arg", opts.runtimeRoot,
+    "--runtime-arg", "--log", "--runtime-arg", p.runtimeLogPath,
+    "--runtime-arg", "--log-format", "--runtime-arg", "json",
+  ];
+  const errFd = openSync(p.conmonLogPath, "a", 0o600);
+  try {
+    // conmon forks and its first process exits at once; the monitor is re-parented away from the daemon.
+    const child = spawn(opts.conmonPath, args, {
+      detached: true,
+      stdio: ["ignore", "ignore", errFd],
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", (c) => resolve(c));
+    });
+    if (code !== 0) throw startFailure(id, p, `conmon exited with ${code}`);
+  } catch (err) {
+    if (err instanceof JobletError) throw err;
+    throw new JobletError("FAILED_PRECONDITION", `cannot run conmon (${opts.conmonPath}): ${(err as Error).message}`, {
+      hint: "install conmon (Debian package `conmon`) or set runtime.conmonPath",
+      cause: err,
+    });
+  } finally {
+    closeSync(errFd);
+  }
+
+  const deadline = Date.now() + (opts.createTimeoutMs ?? 30_000);
+  let delayMs = 1;
+  for (;;) {
+    if (readPid(p.pidFile) !== undefined) break;
+    const conmonPid = readPid(p.conmonPidFile);
+    const conmonGone = conmonPid !== undefined && !isAlive(conmonPid);
+    if (existsSync(path.join(p.exitDir, id)) || conmonGone) throw startFailure(id, p, "the runtime did not create the job");
+    if (Date.now() > deadline) throw startFailure(id, p, `the runtime did not create the job within ${opts.createTimeoutMs ?? 30_000} ms`);
+    await sleep(delayMs);
+    delayMs = Math.min(delayMs * 2, 20);
+  }
+  const conmonPid = readPid(p.conmonPidFile);
+  if (conmonPid === undefined) throw startFailure(id, p, "conmon wrote no pidfile");
+  return { conmonPid };
+}
+
+/** The pid in `file`, or undefined when the file is missing or not yet written. */
+export function readPid(file: string): number | undefined {
+  try {
+    const n = Number.parseInt(readFileSync(file, "utf8").trim(), 10);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The runtime's last error message for this job, read from its JSON log, else conmon's stderr. */
+export function runtimeErrorMessage(p: SupervisionPaths): string | undefined {
+  for (const file of [p.runtimeLogPath, p.conmonLogPath]) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    const lines = text.trim().split("\n").reverse();
+    for (const line of lines) {
+      try {
+        const entry = JSON.parse(line) as { level?: string; msg?: string };
+        if (entry.level === "error" && entry.msg) return entry.msg;
+      } catch {
+        if (line.trim()) return line.trim();
+      }
+    }
+  }
+  return undefined;
+}
+
+function startFailure(id: string, p: SupervisionPaths, fallback: string): JobletError {
+  const msg = runtimeErrorMessage(p) ?? fallback;
+  return new JobletError("FAILED_PRECONDITION", `job ${id} could not start: ${msg}`);
+}
