@@ -1,0 +1,44 @@
+// The record kept for every job: what was asked, how it ran, how it ended.
+
+/** A job's lifecycle state. COMPLETED: exit 0; FAILED: non-zero exit, signal or start failure; STOPPED: by a user. */
+export type JobStatus = "INITIALIZING" | "RUNNING" | "COMPLETED" | "FAILED" | "STOPPED";
+
+/** Resource usage read from the job's cgroup. */
+export interface JobUsage {
+  cpuTimeNs: number;
+  memoryPeakBytes: number;
+  ioReadBytes: number;
+  ioWriteBytes: number;
+}
+
+/** The limits a job runs with, after config defaults were applied (0 = unlimited). */
+export interface JobLimits {
+  /** Percent of one CPU (150 = one and a half). */
+  maxCpuPercent: number;
+  /** cpuset CPU list, "" = any. */
+  cpuCores: string;
+  maxMemoryMB: number;
+  maxIoBps: number;
+}
+
+/** Everything recorded about one job; lives in the store, survives daemon restarts. */
+export interface JobRecord {
+  id: string;
+  command: string;
+  args: string[];
+  limits: JobLimits;
+  status: JobStatus;
+  /** RFC 3339 times; startTime when the process started, endTime once final. */
+  createTime: string;
+  startTime?: string;
+  endTime?: string;
+  exitCode?: number;
+  /** Terminating signal name ("SIGKILL") when known. */
+  signal?: string;
+  oomKilled: boolean;
+  /** Why it failed to start, was stopped, or ended abnormally. */
+  reason?: string;
+  /** A user asked to stop it: its end is STOPPED whatever its exit code. */
+  stopRequested: boolean;
+  usage?: JobUsage;
+}

@@ -1,0 +1,23 @@
+// Persistence of job records behind one interface; SQLite is the implementation (an in-memory database
+// serves tests through the same class).
+import type { JobRecord } from "./record.js";
+
+/** Fields that change after a job is created. */
+export type JobPatch = Partial<
+  Pick<JobRecord, "status" | "startTime" | "endTime" | "exitCode" | "signal" | "oomKilled" | "reason" | "stopRequested" | "usage">
+>;
+
+/** Where job records live. Implementations must make each call durable before returning. */
+export interface JobStore {
+  insert(job: JobRecord): void;
+  get(id: string): JobRecord | undefined;
+  /** Up to `limit` IDs starting with `prefix`. */
+  idsWithPrefix(prefix: string, limit: number): string[];
+  /** All jobs, oldest first. */
+  list(): JobRecord[];
+  /** Jobs not yet in a final state, oldest first. */
+  listUnfinished(): JobRecord[];
+  countUnfinished(): number;
+  update(id: string, patch: JobPatch): void;
+  close(): void;
+}
