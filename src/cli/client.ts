@@ -1,0 +1,90 @@
+// The gRPC client rnx uses: one channel to one daemon with the node's mTLS credentials, promise-returning
+// calls, and every failure turned into a JobletError (rpc-errors.ts). This is the only module that loads
+// grpc-js; commands import it lazily so `rnx --version` and `rnx --help` never pay for it.
+import * as grpc from "@grpc/grpc-js";
+import {
+  JobletServiceClient,
+  type DataChunk,
+  type GetJobStatusRes,
+  type Job,
+  type Jobs,
+  type RunJobReq,
+  type RunJobRes,
+  type StopJobRes,
+} from "../shared/proto/joblet.js";
+import { isRpcFailure, rpcError } from "./rpc-errors.js";
+import type { Target } from "./target.js";
+
+/** How long a short call (status, list) may take, including connecting, in milliseconds. */
+const SHORT_CALL_MS = 30_000;
+/** RunJob and StopJob wait for the job to start or for its stop grace period, so they get longer, in milliseconds. */
+const LONG_CALL_MS = 120_000;
+/** Largest response accepted, bytes: a ListJobs of many thousands of jobs exceeds grpc-js's 4 MiB default. */
+const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+
+/** A connection to one daemon. Close it when done, or the process stays alive. */
+export class RnxClient {
+  private readonly client: JobletServiceClient;
+
+  constructor(readonly target: Target) {
+    const { caPem, keyPem, certPem } = target.node;
+    const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem));
+    this.client = new JobletServiceClient(target.address, creds, {
+      "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
+    });
+  }
+
+  /** Starts a job; resolves once the daemon reports it running. */
+  runJob(req: RunJobReq): Promise<RunJobRes> {
+    return this.unary<RunJobRes>("RunJob", LONG_CALL_MS, (opts, cb) => this.client.runJob(req, new grpc.Metadata(), opts, cb));
+  }
+
+  /** One job's full record; `id` may be a unique prefix. */
+  getJobStatus(id: string): Promise<GetJobStatusRes> {
+    return this.unary<GetJobStatusRes>("GetJobStatus", SHORT_CALL_MS, (opts, cb) => this.client.getJobStatus({ id }, new grpc.Metadata(), opts, cb));
+  }
+
+  /** Stops a job; resolves once it is gone. */
+  stopJob(id: string): Promise<StopJobRes> {
+    return this.unary<StopJobRes>("StopJob", LONG_CALL_MS, (opts, cb) => this.client.stopJob({ id }, new grpc.Metadata(), opts, cb));
+  }
+
+  /** Every job the daemon knows. */
+  async listJobs(): Promise<Job[]> {
+    const res = await this.unary<Jobs>("ListJobs", SHORT_CALL_MS, (opts, cb) => this.client.listJobs({}, new grpc.Metadata(), opts, cb));
+    return res.jobs;
+  }
+
+  /**
+   * The job's output from byte `fromOffset` on, following it until the job has ended. Breaking out of the
+   * loop cancels the call. No deadline: a job may run for days.
+   */
+  async *logs(id: string, fromOffset = 0): AsyncGenerator<DataChunk> {
+    const call = this.client.getJobLogs({ id, fromOffset });
+    try {
+      for await (const chunk of call as AsyncIterable<DataChunk>) yield chunk;
+    } catch (err) {
+      throw isRpcFailure(err) ? rpcError(err, "GetJobLogs", this.target) : err;
+    } finally {
+      call.cancel();
+    }
+  }
+
+  /** Closes the channel. */
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<T>(
+    rpc: string,
+    timeoutMs: number,
+    start: (opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: T) => void) => void,
+  ): Promise<T> {
+    return new Promise((resolve, reject) => {
+      start({ deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(rpcError(err, rpc, this.target));
+        else resolve(res);
+      });
+    });
+  }
+}

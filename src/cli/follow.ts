@@ -1,0 +1,75 @@
+// Copies a job's output to rnx's stdout and stderr, chunk by chunk, until the daemon ends the stream (the job
+// has ended and everything was delivered). Bytes are written as received (binary-safe), each to the stream
+// it came from, waiting for 'drain' so a slow terminal or pipe slows the transfer instead of filling memory.
+//
+// If the connection drops mid-way (a daemon restart; jobs outlive the daemon under conmon), it reconnects and
+// resumes from the byte offset after the last one written, so nothing is repeated or lost.
+import { setTimeout as sleep } from "node:timers/promises";
+import { isJobletError } from "../shared/errors.js";
+import { Stream, type DataChunk } from "../shared/proto/joblet.js";
+import { writeAll, type Output } from "./io.js";
+
+/** Where the two streams go, and where reconnect notes go. */
+export interface FollowSinks {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  /** rnx's own messages (reconnecting…); usually process.stderr. */
+  readonly notes: Output;
+}
+
+/** The one method follow needs; RnxClient has it. */
+export interface LogSource {
+  logs(id: string, fromOffset?: number): AsyncIterable<DataChunk>;
+}
+
+/** Options for `followLogs`. */
+export interface FollowOptions {
+  /** Byte offset to start from. */
+  readonly fromOffset?: number;
+  /** Reconnect even if the first attempt fails (the caller already reached the daemon, e.g. run after RunJob). */
+  readonly reachable?: boolean;
+  /** Waits between reconnect attempts, milliseconds; their count is the number of attempts. */
+  readonly retryDelaysMs?: readonly number[];
+}
+
+const DEFAULT_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000];
+
+/** Follows job `id`'s output into `sinks`; resolves with the total bytes written when the stream ends. */
+export async function followLogs(source: LogSource, id: string, sinks: FollowSinks, opts: FollowOptions = {}): Promise<number> {
+  let next = opts.fromOffset ?? 0;
+  let written = 0;
+  // Offsets are trusted only while they match what was written: a server without offsets sends 0 for every
+  // chunk, and then a resume would be impossible and de-duplication would drop output.
+  let offsetsTrusted = true;
+  let reached = opts.reachable ?? false;
+  const delays = opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+  let attempt = 0;
+  for (;;) {
+    let first = true;
+    try {
+      for await (const chunk of source.logs(id, next)) {
+        reached = true;
+        attempt = 0;
+        let payload = chunk.payload;
+        if (offsetsTrusted && chunk.offset !== next) {
+          // After a reconnect the server may start inside the last chunk written: skip what was written.
+          const overlaps = first && chunk.offset < next && chunk.offset + payload.length > next;
+          if (overlaps) payload = payload.subarray(next - chunk.offset);
+          else offsetsTrusted = false;
+        }
+        first = false;
+        if (payload.length === 0) continue;
+        await writeAll(chunk.stream === Stream.STDERR ? sinks.stderr : sinks.stdout, payload);
+        written += payload.length;
+        next += payload.length;
+      }
+      return written;
+    } catch (err) {
+      const retryable = reached && offsetsTrusted && isJobletError(err, "UNAVAILABLE") && attempt < delays.length;
+      if (!retryable) throw err;
+      if (attempt === 0) sinks.notes.write(`rnx: lost the connection while following job ${id}; reconnecting…\n`);
+      await sleep(delays[attempt]!);
+      attempt++;
+    }
+  }
+}

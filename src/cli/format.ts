@@ -1,0 +1,63 @@
+// Text formatting for people: times, durations, sizes, command lines. Pure functions; JSON output does not
+// use them (it carries the proto values unchanged).
+
+/** Local date and time "YYYY-MM-DD HH:MM:SS" of an RFC 3339 timestamp; "-" when empty or unparsable. */
+export function formatTime(rfc3339: string): string {
+  if (!rfc3339) return "-";
+  const d = new Date(rfc3339);
+  if (Number.isNaN(d.getTime())) return rfc3339;
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** A duration for a table: "850ms", "12.3s", "4m05s", "2h07m", "3d04h". */
+export function formatDurationMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "-";
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  if (s < 3600) return `${Math.floor(s / 60)}m${p(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${p(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86_400)}d${p(Math.floor(s / 3600) % 24)}h`;
+}
+
+/** How long a job ran: start to end, or start to `nowMs` while it runs; undefined before it started. */
+export function jobDurationMs(startTime: string, endTime: string, nowMs: number): number | undefined {
+  if (!startTime) return undefined;
+  const start = Date.parse(startTime);
+  const end = endTime ? Date.parse(endTime) : nowMs;
+  if (Number.isNaN(start) || Number.isNaN(end)) return undefined;
+  return Math.max(0, end - start);
+}
+
+/** Bytes in binary units with one decimal: "512 B", "1.5 KiB", "2.0 GiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
+}
+
+/** A command line as a POSIX shell would need it typed: words with special characters single-quoted. */
+export function shellJoin(words: readonly string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(" ");
+}
+
+/** Cuts `text` to at most `width` characters, ending in "…" when cut; control characters become spaces. */
+export function cutToWidth(text: string, width: number): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f]/g, " ");
+  const chars = Array.from(flat);
+  if (width <= 0) return "";
+  if (chars.length <= width) return flat;
+  return `${chars.slice(0, Math.max(0, width - 1)).join("")}…`;
+}
+
+/** The short form of a job ID shown in tables: its first 8 characters. */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}

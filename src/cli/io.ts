@@ -1,0 +1,35 @@
+// The process's standard streams and environment as commands see them, so tests can substitute their own,
+// and the one write helper that respects backpressure.
+import { once } from "node:events";
+
+/** A writable output with the terminal facts Node attaches to process.stdout/stderr. */
+export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+
+/** What a command may touch besides the network. */
+export interface CliIo {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** The real process streams. */
+export function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+/** Writes `data` and, when the stream's buffer is full, waits for 'drain' so a slow reader slows the source. */
+export async function writeAll(out: NodeJS.WritableStream, data: Uint8Array | string): Promise<void> {
+  if (!out.write(data)) await once(out, "drain");
+}
+
+/** True when `out` should get colours: a terminal, and NO_COLOR unset or empty (no-color.org). */
+export function useColor(out: Output, env: NodeJS.ProcessEnv): boolean {
+  return out.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb";
+}
+
+/** The width to cut tables to: the terminal's, else $COLUMNS, else undefined (no cutting). */
+export function outputWidth(out: Output, env: NodeJS.ProcessEnv): number | undefined {
+  if (out.isTTY && out.columns) return out.columns;
+  const cols = Number(env.COLUMNS);
+  return Number.isInteger(cols) && cols > 0 ? cols : undefined;
+}

@@ -1,0 +1,51 @@
+// The `rnx status` view: every field of a job, one per line, with units spelled out and zero limits shown as
+// "unlimited" (0 means "no limit" on the wire).
+import type { Job } from "../shared/proto/joblet.js";
+import { formatBytes, formatDurationMs, formatTime, jobDurationMs, shellJoin } from "./format.js";
+import { paintStatus } from "./job-table.js";
+
+/** Options for `renderJobDetails`. */
+export interface JobDetailsOptions {
+  readonly color: boolean;
+  /** "Now" for the duration of a running job, milliseconds since the epoch. */
+  readonly nowMs: number;
+}
+
+/** The job as aligned "Label: value" lines, ending in a newline. */
+export function renderJobDetails(job: Job, opts: JobDetailsOptions): string {
+  const ms = jobDurationMs(job.startTime, job.endTime, opts.nowMs);
+  const lines: Array<[string, string]> = [
+    ["ID", job.id],
+    ["Command", shellJoin([job.command, ...job.args])],
+    ["Status", opts.color ? paintStatus(job.status) : job.status],
+    ["Created", withRaw(job.createTime)],
+    ["Started", withRaw(job.startTime)],
+    ["Ended", withRaw(job.endTime)],
+    ["Duration", ms === undefined ? "-" : `${formatDurationMs(ms)}${job.endTime ? "" : " (running)"}`],
+    ["Exit code", job.endTime ? String(job.exitCode) : "-"],
+    ["Signal", job.signal || "-"],
+    ["OOM killed", job.oomKilled ? "yes (exceeded its memory limit)" : "no"],
+    ["Reason", job.reason || "-"],
+    ["Max CPU", job.maxCPU > 0 ? `${job.maxCPU}% of one CPU` : "unlimited"],
+    ["CPU cores", job.cpuCores || "any"],
+    ["Max memory", job.maxMemory > 0 ? `${job.maxMemory} MB` : "unlimited"],
+    ["Max IO", job.maxIOBPS > 0 ? `${job.maxIOBPS} bytes/s (${formatBytes(job.maxIOBPS)}/s)` : "unlimited"],
+  ];
+  if (job.usage) {
+    lines.push(
+      ["CPU time", formatDurationMs(job.usage.cpuTimeNs / 1e6)],
+      ["Memory peak", job.usage.memoryPeakBytes > 0 ? formatBytes(job.usage.memoryPeakBytes) : "not reported"],
+      ["IO read", formatBytes(job.usage.ioReadBytes)],
+      ["IO written", formatBytes(job.usage.ioWriteBytes)],
+    );
+  } else {
+    lines.push(["Usage", "not reported"]);
+  }
+  const width = Math.max(...lines.map(([label]) => label.length)) + 1;
+  return lines.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join("\n") + "\n";
+}
+
+/** Local time with the server's RFC 3339 text after it, or "-". */
+function withRaw(rfc3339: string): string {
+  return rfc3339 ? `${formatTime(rfc3339)} (${rfc3339})` : "-";
+}

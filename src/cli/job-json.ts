@@ -1,0 +1,66 @@
+// The `--json` shape of a job: the proto's field names, every field always present, in proto order. This is
+// a documented interface (scripts parse it), so it is built field by field rather than dumped.
+import type { Job, StopJobRes } from "../shared/proto/joblet.js";
+
+/** Resource usage as printed; numbers, in the units the proto names. */
+export interface UsageJson {
+  cpuTimeNs: number;
+  memoryPeakBytes: number;
+  ioReadBytes: number;
+  ioWriteBytes: number;
+}
+
+/** A job as `rnx status --json` prints it and `rnx list --json` prints each element. */
+export interface JobJson {
+  id: string;
+  command: string;
+  args: string[];
+  maxCPU: number;
+  cpuCores: string;
+  maxMemory: number;
+  maxIOBPS: number;
+  status: string;
+  startTime: string;
+  endTime: string;
+  exitCode: number;
+  signal: string;
+  oomKilled: boolean;
+  reason: string;
+  /** null when the server reported none (an older server, or a job that never started). */
+  usage: UsageJson | null;
+  createTime: string;
+}
+
+/** The JSON form of a job (a Job, RunJobRes or GetJobStatusRes). */
+export function jobToJson(job: Job): JobJson {
+  return {
+    id: job.id,
+    command: job.command,
+    args: [...job.args],
+    maxCPU: job.maxCPU,
+    cpuCores: job.cpuCores,
+    maxMemory: job.maxMemory,
+    maxIOBPS: job.maxIOBPS,
+    status: job.status,
+    startTime: job.startTime,
+    endTime: job.endTime,
+    exitCode: job.exitCode,
+    signal: job.signal,
+    oomKilled: job.oomKilled,
+    reason: job.reason,
+    usage: job.usage
+      ? {
+          cpuTimeNs: job.usage.cpuTimeNs,
+          memoryPeakBytes: job.usage.memoryPeakBytes,
+          ioReadBytes: job.usage.ioReadBytes,
+          ioWriteBytes: job.usage.ioWriteBytes,
+        }
+      : null,
+    createTime: job.createTime,
+  };
+}
+
+/** The JSON form of StopJob's answer. */
+export function stopResultToJson(res: StopJobRes): { id: string; status: string; endTime: string; exitCode: number } {
+  return { id: res.id, status: res.status, endTime: res.endTime, exitCode: res.exitCode };
+}

@@ -1,0 +1,166 @@
+// rnx's command tree (commander 14). Only commander and small pure modules load at start-up: each action
+// imports its command module (and through it grpc-js, the config parser, cli-table3) when it runs, so
+// `rnx --version` and `rnx --help` stay fast.
+//
+// Parsing rules: global options (--config, --node, --server) are declared on the program and again on every
+// subcommand, so they work before or after the command name. `run` uses positional options with
+// pass-through: from the first word that is not one of run's options on, everything belongs to the job,
+// including words that look like flags; `--` also ends rnx's options.
+import { Command, CommanderError } from "commander";
+import { JobletError } from "../shared/errors.js";
+import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from "./exit-codes.js";
+import type { CliIo } from "./io.js";
+import type { GlobalOptions } from "./target.js";
+import { rnxVersion } from "./version.js";
+
+/** Environment variables rnx reads, for --help. */
+const ENV_HELP = `Environment:
+  RNX_CONFIG     config file to use when --config is not given (searched first)
+  JOBLET_SERVER  HOST:PORT overriding the node's address (--server wins over it)
+  NO_COLOR       set to disable colours (they are also off when stdout is not a terminal)`;
+
+const CONFIG_SEARCH_HELP = `Config search when --config is absent: $RNX_CONFIG, ./rnx-config.yml, ./config/rnx-config.yml,
+~/.rnx/rnx-config.yml, /etc/joblet/rnx-config.yml, /opt/joblet/config/rnx-config.yml`;
+
+/** Runs rnx with `argv` (the words after "rnx"); resolves with the exit code. Never throws. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exitCode;
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+/** Prints a failure on stderr the one way rnx does and returns its exit code. */
+export function reportError(err: unknown, io: CliIo): number {
+  if (err instanceof CommanderError) {
+    // Commander has printed its message (or the help/version) already.
+    return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  }
+  if (err instanceof JobletError) {
+    io.stderr.write(`rnx: error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ""}`);
+    return exitCodeFor(err.code);
+  }
+  io.stderr.write(`rnx: internal error (a bug in rnx; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return ExitCode.FAILURE;
+}
+
+/** Builds the command tree; each action reports its exit code through `setExitCode`. */
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command("rnx")
+    .description("Run and manage isolated jobs on a Joblet server over mutual TLS")
+    .version(rnxVersion(), "-v, --version", "print rnx's version")
+    .enablePositionalOptions()
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`rnx: ${s}`),
+    })
+    .addHelpText("after", `\n${CONFIG_SEARCH_HELP}\n\n${ENV_HELP}\n\n${EXIT_CODES_HELP}\n`);
+  addGlobalOptions(program);
+
+  const act =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      setExitCode(await fn(...args));
+    };
+
+  addGlobalOptions(
+    program
+      .command("run")
+      .description("run a command as a job, stream its output and exit with its exit code")
+      .argument("<command>", "program to run inside the job")
+      .argument("[args...]", "its arguments (flags after the command belong to the job)")
+      .option("--max-cpu <percent>", "CPU limit in percent of one CPU (150 = 1.5 CPUs; 0 = server default)")
+      .option("--max-memory <MB>", "memory limit in megabytes (0 = server default)")
+      .option("--max-iobps <bytes/s>", "block IO limit in bytes per second, read and write (0 = server default)")
+      .option("--cpu-cores <list>", 'CPUs the job may use: "2", "0-3", "1,3,5", "0-1,4-5"')
+      .option("-d, --detach", "start the job, print only its ID and return")
+      .passThroughOptions()
+      .addHelpText(
+        "after",
+        "\nExamples:\n  rnx run ps aux\n  rnx run --max-cpu=50 --max-memory 256 python3 -c 'print(1)' --job-flag\n  rnx --node viewer run -- ls -la\n\nCtrl-C detaches: the job keeps running; follow it with `rnx log ID`, stop it with `rnx stop ID`.\n",
+      ),
+  ).action(
+    act(async (command: string, args: string[], flags: Record<string, unknown>, cmd: Command) => {
+      const { runCommand } = await import("./commands/run.js");
+      return runCommand(command, args, flags, globalsOf(cmd), io);
+    }),
+  );
+
+  addGlobalOptions(
+    program
+      .command("list")
+      .alias("ls")
+      .description("list the jobs, oldest first")
+      .option("--json", "print a JSON array of jobs (fields as in the API)")
+      .option("--status <list>", "only jobs with these statuses, e.g. running,failed"),
+  ).action(
+    act(async (flags: { json?: boolean; status?: string }, cmd: Command) => {
+      const { listCommand } = await import("./commands/list.js");
+      return listCommand(flags, globalsOf(cmd), io);
+    }),
+  );
+
+  addGlobalOptions(
+    program
+      .command("status")
+      .description("show every field of a job: status, times, exit code, signal, OOM, limits, usage")
+      .argument("<id>", "job ID or a unique prefix of it")
+      .option("--json", "print the job as a JSON object (fields as in the API)"),
+  ).action(
+    act(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const { statusCommand } = await import("./commands/status.js");
+      return statusCommand(id, flags, globalsOf(cmd), io);
+    }),
+  );
+
+  addGlobalOptions(
+    program
+      .command("log")
+      .alias("logs")
+      .description("print a job's output and follow it until the job ends")
+      .argument("<id>", "job ID or a unique prefix of it"),
+  ).action(
+    act(async (id: string, _flags: unknown, cmd: Command) => {
+      const { logCommand } = await import("./commands/log.js");
+      return logCommand(id, globalsOf(cmd), io);
+    }),
+  );
+
+  addGlobalOptions(
+    program
+      .command("stop")
+      .description("stop a running job (SIGTERM, then SIGKILL after the server's grace period)")
+      .argument("<id>", "job ID or a unique prefix of it")
+      .option("--json", "print the result as a JSON object"),
+  ).action(
+    act(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const { stopCommand } = await import("./commands/stop.js");
+      return stopCommand(id, flags, globalsOf(cmd), io);
+    }),
+  );
+
+  return program;
+}
+
+/** Declares --config, --node and --server on `cmd`. No defaults here: a subcommand's default would hide the program's value. */
+function addGlobalOptions(cmd: Command): Command {
+  return cmd
+    .option("--config <file>", "rnx config file (default: search, see rnx --help)")
+    .option("--node <name>", 'node in the config to use (default: "default")')
+    .option("--server <host:port>", "server address overriding the node's (keeps the node's certificates)");
+}
+
+/** The global options as given before or after the command name; after wins. */
+function globalsOf(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals<{ config?: string; node?: string; server?: string }>();
+  return { config: o.config, node: o.node, server: o.server };
+}

@@ -1,0 +1,179 @@
+// A stand-in joblet daemon for the CLI's tests: a real grpc-js server with real mutual TLS (a throwaway PKI
+// from generatePki) whose handlers the test supplies, plus an rnx-config.yml pointing at it. It checks the
+// client certificate's role like the real daemon, so viewer tests exercise the real PERMISSION_DENIED path.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { PeerCertificate } from "node:tls";
+import * as grpc from "@grpc/grpc-js";
+import { stringify } from "yaml";
+import {
+  JobletServiceService,
+  type DataChunk,
+  type GetJobLogsReq,
+  type Job,
+  type JobletServiceServer,
+  type RunJobReq,
+  type StopJobRes,
+} from "../../shared/proto/joblet.js";
+import { generatePki, roleFromOU, type Pki } from "../../shared/tls/certs.js";
+
+/** What a test may override; every handler not given fails with UNIMPLEMENTED. */
+export interface FakeHandlers {
+  runJob?: (req: RunJobReq) => Job | Promise<Job>;
+  getJobStatus?: (id: string) => Job | Promise<Job>;
+  stopJob?: (id: string) => StopJobRes | Promise<StopJobRes>;
+  listJobs?: () => Job[] | Promise<Job[]>;
+  /** Writes chunks to the call and resolves when the stream should end. */
+  getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>) => Promise<void>;
+}
+
+/** An error a handler throws to answer with a gRPC status. */
+export class FakeStatus extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const VIEWER_RPCS = new Set(["getJobStatus", "listJobs", "getJobLogs"]);
+
+/** A job with every field set to its zero value, overridden by `fields`. */
+export function fakeJob(fields: Partial<Job> = {}): Job {
+  return {
+    id: "0d5c6f3a-1111-4222-8333-444455556666",
+    command: "echo",
+    args: ["hi"],
+    maxCPU: 0,
+    cpuCores: "",
+    maxMemory: 0,
+    maxIOBPS: 0,
+    status: "RUNNING",
+    startTime: "2025-01-02T03:04:05Z",
+    endTime: "",
+    exitCode: 0,
+    signal: "",
+    oomKilled: false,
+    reason: "",
+    usage: undefined,
+    createTime: "2025-01-02T03:04:04Z",
+    ...fields,
+  };
+}
+
+/** A running fake daemon; `close()` stops it and removes its files. */
+export class FakeDaemon {
+  private constructor(
+    readonly server: grpc.Server,
+    readonly port: number,
+    readonly dir: string,
+    readonly pki: Pki,
+    /** rnx-config.yml with nodes `default` (admin) and `viewer`. */
+    readonly configPath: string,
+    /** Every request received, as [rpc, request], in order. */
+    readonly calls: Array<[string, unknown]>,
+  ) {}
+
+  /** Starts a daemon on 127.0.0.1 with the given handlers. */
+  static async start(handlers: FakeHandlers, opts: { pki?: Pki; host?: string } = {}): Promise<FakeDaemon> {
+    const pki = opts.pki ?? (await sharedPki());
+    const server = new grpc.Server();
+    const calls: Array<[string, unknown]> = [];
+    server.addService(JobletServiceService, implement(handlers, calls));
+    const creds = grpc.ServerCredentials.createSsl(
+      Buffer.from(pki.caCertPem),
+      [{ private_key: Buffer.from(pki.serverKeyPem), cert_chain: Buffer.from(pki.serverCertPem) }],
+      true,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${opts.host ?? "127.0.0.1"}:0`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const dir = mkdtempSync(path.join(os.tmpdir(), "rnx-test-"));
+    const configPath = path.join(dir, "rnx-config.yml");
+    writeFileSync(configPath, rnxConfigYaml(pki, `localhost:${port}`), { mode: 0o600 });
+    return new FakeDaemon(server, port, dir, pki, configPath, calls);
+  }
+
+  /** Stops the server at once (open streams are cancelled) and removes the config directory. */
+  async close(): Promise<void> {
+    this.server.forceShutdown();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The YAML of an rnx config with an admin node `default` and a viewer node `viewer` at `address`. */
+export function rnxConfigYaml(pki: Pki, address: string): string {
+  return stringify({
+    version: "3.0",
+    nodes: {
+      default: { address, cert: pki.adminCertPem, key: pki.adminKeyPem, ca: pki.caCertPem },
+      viewer: { address, cert: pki.viewerCertPem, key: pki.viewerKeyPem, ca: pki.caCertPem },
+    },
+  });
+}
+
+let pkiPromise: Promise<Pki> | undefined;
+
+/** One PKI per test process: generation is cheap, but sharing it keeps tests independent of its cost. */
+export function sharedPki(): Promise<Pki> {
+  pkiPromise ??= generatePki({ address: "localhost" });
+  return pkiPromise;
+}
+
+function roleOf(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }): string {
+  return roleFromOU(call.getAuthContext().sslPeerCertificate?.subject?.OU) ?? "none";
+}
+
+function check(rpc: string, role: string): void {
+  if (role === "admin") return;
+  if (role === "viewer" && VIEWER_RPCS.has(rpc)) return;
+  throw new FakeStatus(grpc.status.PERMISSION_DENIED, `role "${role}" may not call ${rpc}`);
+}
+
+function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof FakeStatus) return { code: err.code, details: err.message };
+  return { code: grpc.status.INTERNAL, details: String(err) };
+}
+
+function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServiceServer {
+  const unary =
+    <Req, Res>(rpc: string, fn: ((req: Req) => Res | Promise<Res>) | undefined) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+      calls.push([rpc, call.request]);
+      void (async () => {
+        try {
+          check(rpc, roleOf(call));
+          if (!fn) throw new FakeStatus(grpc.status.UNIMPLEMENTED, `${rpc} not faked`);
+          cb(null, await fn(call.request));
+        } catch (err) {
+          cb(toStatus(err));
+        }
+      })();
+    };
+  return {
+    runJob: unary("runJob", h.runJob),
+    getJobStatus: unary("getJobStatus", h.getJobStatus && ((r: { id: string }) => h.getJobStatus!(r.id))),
+    stopJob: unary("stopJob", h.stopJob && ((r: { id: string }) => h.stopJob!(r.id))),
+    listJobs: unary("listJobs", h.listJobs && (async () => ({ jobs: await h.listJobs!() }))),
+    getJobLogs: (call: grpc.ServerWritableStream<GetJobLogsReq, DataChunk>) => {
+      calls.push(["getJobLogs", call.request]);
+      void (async () => {
+        try {
+          check("getJobLogs", roleOf(call));
+          if (!h.getJobLogs) throw new FakeStatus(grpc.status.UNIMPLEMENTED, "getJobLogs not faked");
+          await h.getJobLogs(call.request, (chunk) =>
+            new Promise<void>((resolve) => {
+              if (call.write(chunk)) resolve();
+              else call.once("drain", () => resolve());
+            }),
+          );
+          call.end();
+        } catch (err) {
+          call.emit("error", toStatus(err));
+        }
+      })();
+    },
+  };
+}
