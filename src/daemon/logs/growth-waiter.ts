@@ -1,0 +1,81 @@
+// Waits until a log file may have grown. fs.watch (inotify) wakes a follower as soon as conmon writes, but
+// it can miss events (watch set up after the write, a file replaced, filesystems without inotify support),
+// so every wait also ends after `pollMs`: a missed event costs at most one poll interval, never output.
+import { watch, type FSWatcher } from "node:fs";
+import path from "node:path";
+
+/** Wakes a follower of one file when it changes, when a poll interval passes, or when aborted. */
+export class GrowthWaiter {
+  private watcher: FSWatcher | null = null;
+  private watching: "file" | "dir" | null = null;
+  private changed = false;
+  private wake: (() => void) | null = null;
+  private readonly onAbort = (): void => this.wakeUp();
+
+  constructor(
+    private readonly filePath: string,
+    private readonly pollMs: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  /**
+   * Watches the file itself once it exists (`fileExists`), else its directory (to see it created).
+   * Watching the directory of an existing file would wake this follower for every other file in it.
+   */
+  watchFor(fileExists: boolean): void {
+    const want = fileExists ? "file" : "dir";
+    if (this.watching === want) return;
+    this.closeWatcher();
+    const target = fileExists ? this.filePath : path.dirname(this.filePath);
+    const base = path.basename(this.filePath);
+    try {
+      const w = watch(target, { persistent: false }, (_event, name) => {
+        if (want === "file" || name === null || name === base) this.wakeUp();
+      });
+      // Errors (the watched file deleted, inotify limits) leave polling in charge.
+      w.on("error", () => this.closeWatcher());
+      this.watcher = w;
+      this.watching = want;
+    } catch {
+      // ENOENT (no directory yet) or ENOSPC (inotify watch limit): polling alone still finds the growth.
+      this.watching = null;
+    }
+  }
+
+  /** Resolves on a change seen since the last wait, the next change, `pollMs` elapsing, or abort. */
+  async wait(): Promise<void> {
+    if (this.changed || this.signal?.aborted) {
+      this.changed = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wakeUp(), this.pollMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Releases the watcher and the abort listener. */
+  close(): void {
+    this.closeWatcher();
+    this.signal?.removeEventListener("abort", this.onAbort);
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = null;
+    if (wake === null) this.changed = true;
+    else wake();
+  }
+
+  private closeWatcher(): void {
+    this.watcher?.close();
+    this.watcher = null;
+    this.watching = null;
+  }
+}

@@ -1,0 +1,196 @@
+// Reading a job's output from its conmon k8s-file log, from any output offset, optionally following the file
+// as conmon appends. Each call reads the file independently and only when its consumer asks for the next
+// chunk, so a slow consumer slows only itself; the offset index is the only thing readers share.
+import { JobletError, invalidArgument } from "../../shared/errors.js";
+import { GrowthWaiter } from "./growth-waiter.js";
+import { STDOUT, type LogStream } from "./k8sfile.js";
+import { LogCursor } from "./log-cursor.js";
+
+/** A piece of a job's output from one stream; `offset` is the output position of `data[0]`. */
+export interface LogChunk {
+  stream: LogStream;
+  offset: number;
+  data: Buffer;
+}
+
+/** How `readLog` reads. */
+export interface ReadLogOptions {
+  /** Keep waiting for output after the end of the file until `isDone` (default false: read what is there). */
+  follow?: boolean;
+  /**
+   * Whether the job's output is complete (conmon exited). Following ends only after it returned true and a
+   * read made after that found nothing new. Default: never done (follow until aborted).
+   */
+  isDone?: () => boolean | Promise<boolean>;
+  /** Ends the generator (without an error) and releases the file and watchers. */
+  signal?: AbortSignal;
+  /** Largest payload per chunk, in bytes (default 65536). */
+  maxChunkBytes?: number;
+  /** Interval of the polling fallback while following, in ms (default 100). */
+  pollMs?: number;
+  /** Told how many malformed lines were skipped, each time some are. */
+  onMalformedLines?: (count: number) => void;
+}
+
+/** Default payload cap per chunk, bytes. */
+export const DEFAULT_MAX_CHUNK_BYTES = 65536;
+/** Largest accepted `maxChunkBytes`: gRPC's default message limit is 4 MiB. */
+export const MAX_CHUNK_BYTES_LIMIT = 4 << 20;
+const DEFAULT_POLL_MS = 100;
+
+/**
+ * Yields the output of the log at `filePath` from output offset `fromOffset` on, in file order, as chunks
+ * of one stream of at most `maxChunkBytes` each. Without `follow` it ends at the end of the complete
+ * records (nothing when `fromOffset` is beyond them) and throws NOT_FOUND if the file does not exist; with
+ * `follow` it waits for the file to appear and grow.
+ */
+export async function* readLog(
+  filePath: string,
+  fromOffset: number,
+  opts: ReadLogOptions = {},
+): AsyncGenerator<LogChunk, void, undefined> {
+  if (!Number.isSafeInteger(fromOffset) || fromOffset < 0) {
+    throw invalidArgument("fromOffset", "a non-negative integer", fromOffset);
+  }
+  const maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
+  if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes < 1 || maxChunkBytes > MAX_CHUNK_BYTES_LIMIT) {
+    throw invalidArgument("maxChunkBytes", `an integer from 1 to ${MAX_CHUNK_BYTES_LIMIT}`, maxChunkBytes);
+  }
+  const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+  if (!Number.isFinite(pollMs) || pollMs <= 0) throw invalidArgument("pollMs", "a positive number of ms", pollMs);
+  const follow = opts.follow ?? false;
+  const isDone = opts.isDone ?? (() => false);
+  const signal = opts.signal;
+  if (signal?.aborted) return;
+
+  const waiter = follow ? new GrowthWaiter(filePath, pollMs, signal) : null;
+  const builder = new ChunkBuilder(maxChunkBytes);
+  const ready: LogChunk[] = [];
+  let cursor: LogCursor | null = null;
+  // True once isDone() returned true: the next read that finds nothing new is the end.
+  let doneSeen = false;
+  try {
+    for (;;) {
+      if (cursor === null) {
+        cursor = await LogCursor.open(filePath, fromOffset);
+        if (signal?.aborted) return;
+        if (cursor === null && !follow) {
+          throw new JobletError("NOT_FOUND", `log file ${filePath}: expected a conmon k8s-file log, got no such file`);
+        }
+        waiter?.watchFor(cursor !== null);
+      }
+      const batch = cursor === null ? null : await cursor.next();
+      if (signal?.aborted) return;
+      if (batch !== null && batch.malformedLines > 0) opts.onMalformedLines?.(batch.malformedLines);
+
+      if (batch !== null && batch.advanced) {
+        const { buf, scan } = batch;
+        let offset = batch.offset;
+        for (let i = 0; i < scan.count; i++) {
+          let start = scan.dataStart[i]!;
+          const end = scan.dataEnd[i]!;
+          if (offset < fromOffset) {
+            // Only the records between the index point and fromOffset: skip them, split the one holding it.
+            const skip = Math.min(fromOffset - offset, end - start);
+            start += skip;
+            offset += skip;
+          }
+          if (start === end) continue;
+          builder.add(scan.stream[i] === STDOUT ? "stdout" : "stderr", offset, buf, start, end, ready);
+          offset += end - start;
+          if (ready.length > 0) {
+            for (const chunk of ready) {
+              yield chunk;
+              if (signal?.aborted) return;
+            }
+            ready.length = 0;
+          }
+        }
+        continue;
+      }
+
+      // At the end of the complete records: hand out what is pending before waiting or ending.
+      const last = builder.take();
+      if (last !== null) {
+        yield last;
+        if (signal?.aborted) return;
+      }
+      if (!follow || doneSeen) return;
+      doneSeen = await isDone();
+      if (signal?.aborted) return;
+      if (doneSeen) continue; // one more read: output written before the job ended is in the file now
+      cursor?.releaseBuffer();
+      await waiter!.wait();
+      if (signal?.aborted) return;
+    }
+  } finally {
+    waiter?.close();
+    await cursor?.close();
+  }
+}
+
+/** The output bytes decoded from the complete records of the log at `filePath` so far; 0 if it does not exist. */
+export async function totalOutputBytes(filePath: string): Promise<number> {
+  // Opening near the largest offset starts at the index frontier: only the new part of the file is decoded.
+  const cursor = await LogCursor.open(filePath, Number.MAX_SAFE_INTEGER);
+  if (cursor === null) return 0;
+  try {
+    while ((await cursor.next()).advanced);
+    return cursor.offset;
+  } finally {
+    await cursor.close();
+  }
+}
+
+const SMALL_COPY_BYTES = 48;
+
+// Merges consecutive records of one stream into chunks of at most maxChunkBytes, copying the bytes out of
+// the cursor's reused read buffer.
+class ChunkBuilder {
+  private buf: Buffer | null = null;
+  private len = 0;
+  private stream: LogStream = "stdout";
+  private offset = 0;
+
+  constructor(private readonly maxChunkBytes: number) {}
+
+  // Appends src[start, end) (output offset `offset`, contiguous with what is pending) and pushes completed
+  // chunks to out.
+  add(stream: LogStream, offset: number, src: Buffer, start: number, end: number, out: LogChunk[]): void {
+    let pos = start;
+    while (pos < end) {
+      if (this.len > 0 && this.stream !== stream) out.push(this.take()!);
+      if (this.len === 0) {
+        this.stream = stream;
+        this.offset = offset + (pos - start);
+        this.buf ??= Buffer.allocUnsafe(this.maxChunkBytes);
+      }
+      const n = Math.min(end - pos, this.maxChunkBytes - this.len);
+      const buf = this.buf!;
+      if (n <= SMALL_COPY_BYTES) {
+        // Buffer#copy costs more in call overhead than a short loop: logs of tiny lines are mostly this case.
+        for (let k = 0; k < n; k++) buf[this.len + k] = src[pos + k]!;
+      } else src.copy(buf, this.len, pos, pos + n);
+      this.len += n;
+      pos += n;
+      if (this.len === this.maxChunkBytes) out.push(this.take()!);
+    }
+  }
+
+  // The pending chunk, or null if none.
+  take(): LogChunk | null {
+    if (this.len === 0) return null;
+    const buf = this.buf!;
+    let data: Buffer;
+    if (this.len * 2 < buf.length) {
+      // A small chunk (a follower's few new bytes): copy it out and keep the buffer for the next one.
+      data = Buffer.from(buf.subarray(0, this.len));
+    } else {
+      data = buf.subarray(0, this.len);
+      this.buf = null;
+    }
+    const chunk: LogChunk = { stream: this.stream, offset: this.offset, data };
+    this.len = 0;
+    return chunk;
+  }
+}
