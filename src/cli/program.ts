@@ -9,6 +9,10 @@
 import { Command, CommanderError } from "commander";
 import { JobletError } from "../shared/errors.js";
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from "./exit-codes.js";
+import type { ListFlags } from "./commands/list.js";
+import type { RunFlags } from "./commands/run.js";
+import type { StatusFlags } from "./commands/status.js";
+import type { StopFlags } from "./commands/stop.js";
 import type { CliIo } from "./io.js";
 import type { GlobalOptions } from "./target.js";
 import { rnxVersion } from "./version.js";
@@ -22,10 +26,28 @@ const ENV_HELP = `Environment:
 const CONFIG_SEARCH_HELP = `Config search when --config is absent: $RNX_CONFIG, ./rnx-config.yml, ./config/rnx-config.yml,
 ~/.rnx/rnx-config.yml, /etc/joblet/rnx-config.yml, /opt/joblet/config/rnx-config.yml`;
 
+/** What each command does once its words are parsed; resolves with rnx's exit code. */
+export interface CommandHandlers {
+  run(command: string, args: string[], flags: RunFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  list(flags: ListFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  status(id: string, flags: StatusFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  log(id: string, globals: GlobalOptions, io: CliIo): Promise<number>;
+  stop(id: string, flags: StopFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+}
+
+/** The real commands, each loaded when first used. */
+export const lazyHandlers: CommandHandlers = {
+  run: async (...a) => (await import("./commands/run.js")).runCommand(...a),
+  list: async (...a) => (await import("./commands/list.js")).listCommand(...a),
+  status: async (...a) => (await import("./commands/status.js")).statusCommand(...a),
+  log: async (...a) => (await import("./commands/log.js")).logCommand(...a),
+  stop: async (...a) => (await import("./commands/stop.js")).stopCommand(...a),
+};
+
 /** Runs rnx with `argv` (the words after "rnx"); resolves with the exit code. Never throws. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIo, handlers: CommandHandlers = lazyHandlers): Promise<number> {
   let exitCode: number = ExitCode.OK;
-  const program = buildProgram(io, (code) => {
+  const program = buildProgram(io, handlers, (code) => {
     exitCode = code;
   });
   try {
@@ -50,8 +72,8 @@ export function reportError(err: unknown, io: CliIo): number {
   return ExitCode.FAILURE;
 }
 
-/** Builds the command tree; each action reports its exit code through `setExitCode`. */
-export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+/** Builds the command tree; each action runs its handler and reports the exit code through `setExitCode`. */
+export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: (code: number) => void): Command {
   const program = new Command("rnx")
     .description("Run and manage isolated jobs on a Joblet server over mutual TLS")
     .version(rnxVersion(), "-v, --version", "print rnx's version")
@@ -89,10 +111,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         "\nExamples:\n  rnx run ps aux\n  rnx run --max-cpu=50 --max-memory 256 python3 -c 'print(1)' --job-flag\n  rnx --node viewer run -- ls -la\n\nCtrl-C detaches: the job keeps running; follow it with `rnx log ID`, stop it with `rnx stop ID`.\n",
       ),
   ).action(
-    act(async (command: string, args: string[], flags: Record<string, unknown>, cmd: Command) => {
-      const { runCommand } = await import("./commands/run.js");
-      return runCommand(command, args, flags, globalsOf(cmd), io);
-    }),
+    act((command: string, args: string[], flags: RunFlags, cmd: Command) => handlers.run(command, args, flags, globalsOf(cmd), io)),
   );
 
   addGlobalOptions(
@@ -103,10 +122,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       .option("--json", "print a JSON array of jobs (fields as in the API)")
       .option("--status <list>", "only jobs with these statuses, e.g. running,failed"),
   ).action(
-    act(async (flags: { json?: boolean; status?: string }, cmd: Command) => {
-      const { listCommand } = await import("./commands/list.js");
-      return listCommand(flags, globalsOf(cmd), io);
-    }),
+    act((flags: ListFlags, cmd: Command) => handlers.list(flags, globalsOf(cmd), io)),
   );
 
   addGlobalOptions(
@@ -116,10 +132,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       .argument("<id>", "job ID or a unique prefix of it")
       .option("--json", "print the job as a JSON object (fields as in the API)"),
   ).action(
-    act(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const { statusCommand } = await import("./commands/status.js");
-      return statusCommand(id, flags, globalsOf(cmd), io);
-    }),
+    act((id: string, flags: StatusFlags, cmd: Command) => handlers.status(id, flags, globalsOf(cmd), io)),
   );
 
   addGlobalOptions(
@@ -129,10 +142,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       .description("print a job's output and follow it until the job ends")
       .argument("<id>", "job ID or a unique prefix of it"),
   ).action(
-    act(async (id: string, _flags: unknown, cmd: Command) => {
-      const { logCommand } = await import("./commands/log.js");
-      return logCommand(id, globalsOf(cmd), io);
-    }),
+    act((id: string, _flags: unknown, cmd: Command) => handlers.log(id, globalsOf(cmd), io)),
   );
 
   addGlobalOptions(
@@ -142,10 +152,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       .argument("<id>", "job ID or a unique prefix of it")
       .option("--json", "print the result as a JSON object"),
   ).action(
-    act(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const { stopCommand } = await import("./commands/stop.js");
-      return stopCommand(id, flags, globalsOf(cmd), io);
-    }),
+    act((id: string, flags: StopFlags, cmd: Command) => handlers.stop(id, flags, globalsOf(cmd), io)),
   );
 
   return program;
@@ -161,6 +168,8 @@ function addGlobalOptions(cmd: Command): Command {
 
 /** The global options as given before or after the command name; after wins. */
 function globalsOf(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals<{ config?: string; node?: string; server?: string }>();
-  return { config: o.config, node: o.node, server: o.server };
+  type G = { config?: string; node?: string; server?: string };
+  const after = cmd.opts<G>();
+  const before = cmd.parent?.opts<G>() ?? {};
+  return { config: after.config ?? before.config, node: after.node ?? before.node, server: after.server ?? before.server };
 }

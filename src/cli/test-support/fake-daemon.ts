@@ -24,8 +24,8 @@ export interface FakeHandlers {
   getJobStatus?: (id: string) => Job | Promise<Job>;
   stopJob?: (id: string) => StopJobRes | Promise<StopJobRes>;
   listJobs?: () => Job[] | Promise<Job[]>;
-  /** Writes chunks to the call and resolves when the stream should end. */
-  getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>) => Promise<void>;
+  /** Writes chunks to the call and resolves when the stream should end; `signal` aborts when the client cancels. */
+  getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>, signal: AbortSignal) => Promise<void>;
 }
 
 /** An error a handler throws to answer with a gRPC status. */
@@ -159,6 +159,8 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
     listJobs: unary("listJobs", h.listJobs && (async () => ({ jobs: await h.listJobs!() }))),
     getJobLogs: (call: grpc.ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       calls.push(["getJobLogs", call.request]);
+      const cancelled = new AbortController();
+      call.on("cancelled", () => cancelled.abort());
       void (async () => {
         try {
           check("getJobLogs", roleOf(call));
@@ -168,6 +170,7 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
               if (call.write(chunk)) resolve();
               else call.once("drain", () => resolve());
             }),
+            cancelled.signal,
           );
           call.end();
         } catch (err) {

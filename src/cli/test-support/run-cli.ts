@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "main.ts");
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+/** tsx's loader as a URL, so the child finds it whatever its working directory. */
+const TSX = import.meta.resolve("tsx");
 
 /** What a finished rnx process left. */
 export interface CliResult {
@@ -28,7 +30,7 @@ export interface RnxProcessOptions {
 export function rnxProcess(args: readonly string[], opts: RnxProcessOptions = {}): { child: ChildProcess; done: Promise<CliResult> } {
   const env: NodeJS.ProcessEnv = { ...process.env, RNX_CONFIG: undefined, JOBLET_SERVER: undefined, NO_COLOR: undefined, ...opts.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
     cwd: opts.cwd ?? ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],

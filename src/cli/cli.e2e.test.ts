@@ -1,0 +1,347 @@
+// rnx end to end against a fake daemon: real child processes (real exit codes, real stdout/stderr
+// separation), real gRPC over real mutual TLS; only the daemon's behaviour is scripted.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { Stream, type Job } from "../shared/proto/joblet.js";
+import { generatePki } from "../shared/tls/certs.js";
+import { FakeDaemon, FakeStatus, fakeJob, rnxConfigYaml } from "./test-support/fake-daemon.js";
+import { rnx, rnxProcess } from "./test-support/run-cli.js";
+
+const ID = "0d5c6f3a-1111-4222-8333-444455556666";
+const ended = { endTime: "2025-01-02T03:05:05Z" };
+
+/** A daemon whose jobs print `out` on stdout and `err` on stderr, then end as `final`. */
+async function scriptedDaemon(final: Partial<Job>, out = "to stdout\n", err = "to stderr\n") {
+  let started: Job | undefined;
+  return FakeDaemon.start({
+    runJob: (req) => (started = fakeJob({ ...req, id: ID })),
+    getJobLogs: async (_req, send) => {
+      await send({ payload: Buffer.from(out), stream: Stream.STDOUT, offset: 0 });
+      await send({ payload: Buffer.from(err), stream: Stream.STDERR, offset: out.length });
+    },
+    getJobStatus: (id) => {
+      if (!ID.startsWith(id)) throw new FakeStatus(grpc.status.NOT_FOUND, `job "${id}" not found`);
+      return { ...(started ?? fakeJob()), ...ended, ...final };
+    },
+  });
+}
+
+describe("rnx end to end (fake daemon, real mTLS)", () => {
+  const daemons: FakeDaemon[] = [];
+  const track = async (d: Promise<FakeDaemon>) => {
+    const daemon = await d;
+    daemons.push(daemon);
+    return daemon;
+  };
+  after(async () => {
+    for (const d of daemons) await d.close();
+  });
+
+  test("run: streams stdout and stderr separately and exits with the job's exit code", async () => {
+    const d = await track(scriptedDaemon({ status: "FAILED", exitCode: 3 }));
+    const r = await rnx(["--config", d.configPath, "run", "--max-cpu=50", "--max-memory", "64", "python3", "-c", "x", "--foo"]);
+    assert.equal(r.stdout.toString(), "to stdout\n");
+    assert.equal(r.stderr, "to stderr\n");
+    assert.equal(r.code, 3);
+    const [rpc, req] = d.calls[0]!;
+    assert.equal(rpc, "runJob");
+    assert.deepEqual(req, { command: "python3", args: ["-c", "x", "--foo"], maxCPU: 50, cpuCores: "", maxMemory: 64, maxIOBPS: 0 });
+    assert.deepEqual(d.calls.map((c) => c[0]), ["runJob", "getJobLogs", "getJobStatus"]);
+  });
+
+  test("run: a completed job exits 0", async () => {
+    const d = await track(scriptedDaemon({ status: "COMPLETED", exitCode: 0 }));
+    const r = await rnx(["run", "--config", d.configPath, "true"]);
+    assert.equal(r.code, 0);
+  });
+
+  test("run: an OOM-killed job exits 137 and says why on stderr", async () => {
+    const d = await track(scriptedDaemon({ status: "FAILED", exitCode: 137, signal: "SIGKILL", oomKilled: true, maxMemory: 64 }, "", ""));
+    const r = await rnx(["--config", d.configPath, "run", "--max-memory", "64", "hog"]);
+    assert.equal(r.code, 137);
+    assert.equal(r.stdout.length, 0);
+    assert.match(r.stderr, /killed for exceeding its memory limit \(64 MB\)/);
+  });
+
+  test("run: a job killed by a signal exits 128+N", async () => {
+    const d = await track(scriptedDaemon({ status: "FAILED", exitCode: 0, signal: "SIGSEGV" }, "", ""));
+    const r = await rnx(["--config", d.configPath, "run", "crash"]);
+    assert.equal(r.code, 139);
+    assert.match(r.stderr, /killed by SIGSEGV/);
+  });
+
+  test("run: binary output of several MiB arrives byte for byte through a pipe", async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const d = await track(
+      FakeDaemon.start({
+        runJob: (req) => fakeJob({ ...req, id: ID }),
+        getJobLogs: async (_req, send) => {
+          for (let off = 0; off < data.length; off += 65536) {
+            await send({ payload: data.subarray(off, off + 65536), stream: Stream.STDOUT, offset: off });
+          }
+        },
+        getJobStatus: () => fakeJob({ id: ID, status: "COMPLETED", ...ended }),
+      }),
+    );
+    const r = await rnx(["--config", d.configPath, "run", "cat", "/dev/urandom"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, data.length);
+    assert.ok(r.stdout.equals(data), "stdout differs from the job's output");
+  });
+
+  test("run --detach prints only the job ID and does not follow", async () => {
+    const d = await track(scriptedDaemon({ status: "RUNNING" }));
+    const r = await rnx(["--config", d.configPath, "run", "-d", "sleep", "100"]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.toString(), `${ID}\n`);
+    assert.equal(r.stderr, "");
+    assert.deepEqual(d.calls.map((c) => c[0]), ["runJob"]);
+  });
+
+  test("run: Ctrl-C detaches, leaves the job running and says how to follow or stop it", async () => {
+    const d = await track(
+      FakeDaemon.start({
+        runJob: (req) => fakeJob({ ...req, id: ID }),
+        getJobLogs: async (_req, send, signal) => {
+          await send({ payload: Buffer.from("started\n"), stream: Stream.STDOUT, offset: 0 });
+          await new Promise((resolve) => signal.addEventListener("abort", resolve));
+        },
+      }),
+    );
+    const { child, done } = rnxProcess(["--config", d.configPath, "run", "sleep", "1000"]);
+    await new Promise<void>((resolve) => {
+      let seen = "";
+      child.stdout!.on("data", (b: Buffer) => {
+        seen += b.toString();
+        if (seen.includes("started")) resolve();
+      });
+    });
+    child.kill("SIGINT");
+    const r = await done;
+    assert.equal(r.code, 130);
+    assert.match(r.stderr, new RegExp(`job ${ID} keeps running`));
+    assert.match(r.stderr, new RegExp(`rnx log ${ID}`));
+    assert.match(r.stderr, new RegExp(`rnx stop ${ID}`));
+    assert.ok(!d.calls.some((c) => c[0] === "stopJob"), "Ctrl-C must not stop the job");
+  });
+
+  test("run: an invalid flag is refused before anything is read or sent (exit 2)", async () => {
+    const r = await rnx(["--config", "/nonexistent/rnx.yml", "run", "--max-memory", "1GB", "ls"]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'rnx: error: --max-memory: expected a whole number of megabytes, 0 or more (512 = 512 MB), got "1GB"\n');
+    assert.equal(r.stdout.length, 0);
+  });
+
+  test("list --json: an array of jobs with the proto's field names", async () => {
+    const jobs = [
+      fakeJob({ id: "bbbbbbbb-0000", createTime: "2025-01-02T00:00:02Z", usage: { cpuTimeNs: 5, memoryPeakBytes: 6, ioReadBytes: 7, ioWriteBytes: 8 } }),
+      fakeJob({ id: "aaaaaaaa-0000", createTime: "2025-01-02T00:00:01Z", status: "COMPLETED", ...ended }),
+    ];
+    const d = await track(FakeDaemon.start({ listJobs: () => jobs }));
+    const r = await rnx(["list", "--json", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const parsed = JSON.parse(r.stdout.toString()) as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      parsed.map((j) => j.id),
+      ["aaaaaaaa-0000", "bbbbbbbb-0000"],
+      "oldest first",
+    );
+    assert.deepEqual(Object.keys(parsed[0]!), [
+      "id", "command", "args", "maxCPU", "cpuCores", "maxMemory", "maxIOBPS", "status", "startTime", "endTime",
+      "exitCode", "signal", "oomKilled", "reason", "usage", "createTime",
+    ]);
+    assert.equal(parsed[0]!.usage, null);
+    assert.deepEqual(parsed[1]!.usage, { cpuTimeNs: 5, memoryPeakBytes: 6, ioReadBytes: 7, ioWriteBytes: 8 });
+  });
+
+  test("list: a plain table without colour when stdout is not a terminal; --status filters", async () => {
+    const d = await track(
+      FakeDaemon.start({
+        listJobs: () => [
+          fakeJob({ id: "aaaaaaaa-0000-1", command: "sleep", args: ["100"] }),
+          fakeJob({ id: "bbbbbbbb-0000-2", status: "FAILED", exitCode: 1, ...ended }),
+        ],
+      }),
+    );
+    const r = await rnx(["list", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.toString().trimEnd().split("\n");
+    assert.match(lines[0]!, /^ID +STATUS +START +DURATION +COMMAND$/);
+    assert.match(lines[1]!, /^aaaaaaaa +RUNNING .* sleep 100$/);
+    assert.match(lines[2]!, /^bbbbbbbb +FAILED +\S+ \S+ +1m00s +echo hi$/);
+    assert.ok(!r.stdout.includes(0x1b), "no escape codes when stdout is a pipe");
+    const f = await rnx(["list", "--status", "failed", "--config", d.configPath]);
+    assert.equal(f.stdout.toString().trimEnd().split("\n").length, 2);
+    const bad = await rnx(["list", "--status", "sleeping", "--config", d.configPath]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--status: expected one or more of INITIALIZING, RUNNING, COMPLETED, FAILED, STOPPED/);
+  });
+
+  test("status: every field in text, and --json", async () => {
+    const d = await track(
+      scriptedDaemon({
+        status: "FAILED",
+        exitCode: 137,
+        signal: "SIGKILL",
+        oomKilled: true,
+        maxCPU: 150,
+        maxMemory: 64,
+        maxIOBPS: 1048576,
+        cpuCores: "0-1",
+        reason: "out of memory",
+        usage: { cpuTimeNs: 1_500_000_000, memoryPeakBytes: 64 * 1024 * 1024, ioReadBytes: 0, ioWriteBytes: 2048 },
+      }),
+    );
+    const r = await rnx(["status", "0d5c", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = r.stdout.toString();
+    for (const re of [
+      /^ID: +0d5c6f3a-1111-4222-8333-444455556666$/m,
+      /^Status: +FAILED$/m,
+      /^Exit code: +137$/m,
+      /^Signal: +SIGKILL$/m,
+      /^OOM killed: +yes/m,
+      /^Reason: +out of memory$/m,
+      /^Max CPU: +150% of one CPU$/m,
+      /^CPU cores: +0-1$/m,
+      /^Max memory: +64 MB$/m,
+      /^Max IO: +1048576 bytes\/s \(1\.0 MiB\/s\)$/m,
+      /^CPU time: +1\.5s$/m,
+      /^Memory peak: +64\.0 MiB$/m,
+      /^IO written: +2\.0 KiB$/m,
+      /^Ended: .*2025-01-02T03:05:05Z/m,
+    ]) {
+      assert.match(text, re);
+    }
+    const j = await rnx(["status", "--json", "--config", d.configPath, "0d5c"]);
+    const job = JSON.parse(j.stdout.toString()) as Record<string, unknown>;
+    assert.equal(job.oomKilled, true);
+    assert.equal(job.maxIOBPS, 1048576);
+  });
+
+  test("stop: prints the result; a finished job is FAILED_PRECONDITION → exit 1", async () => {
+    const d = await track(
+      FakeDaemon.start({
+        stopJob: (id) => {
+          if (id === "done") throw new FakeStatus(grpc.status.FAILED_PRECONDITION, "job done… has already ended (COMPLETED)");
+          return { id: ID, status: "STOPPED", endTime: "2025-01-02T03:05:05Z", exitCode: 143 };
+        },
+      }),
+    );
+    const r = await rnx(["stop", "0d5c", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), `job ${ID} stopped at 2025-01-02T03:05:05Z (exit code 143)\n`);
+    const f = await rnx(["stop", "done", "--config", d.configPath]);
+    assert.equal(f.code, 1);
+    assert.match(f.stderr, /refused StopJob: job done… has already ended/);
+  });
+
+  test("log: history to stdout/stderr by stream, exit 0", async () => {
+    const d = await track(scriptedDaemon({ status: "COMPLETED" }, "o\n", "e\n"));
+    const r = await rnx(["log", ID.slice(0, 4), "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), "o\n");
+    assert.equal(r.stderr, "e\n");
+  });
+
+  test("unknown job → NOT_FOUND, exit 5", async () => {
+    const d = await track(scriptedDaemon({}));
+    const r = await rnx(["status", "ffff", "--config", d.configPath]);
+    assert.equal(r.code, 5);
+    assert.match(r.stderr, /job "ffff" not found/);
+    assert.match(r.stderr, /hint: .*rnx list/);
+  });
+
+  test("viewer certificate running a job → PERMISSION_DENIED, exit 4, naming role and operation", async () => {
+    const d = await track(scriptedDaemon({}));
+    const r = await rnx(["--config", d.configPath, "--node", "viewer", "run", "--", "ls", "-la"]);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /permission denied for RunJob/);
+    assert.match(r.stderr, /role viewer \(OU=viewer\); RunJob needs role admin/);
+    const ok = await rnx(["--config", d.configPath, "--node", "viewer", "status", ID]);
+    assert.equal(ok.code, 0, "a viewer may read status");
+  });
+
+  test("server down → exit 3 naming the address", async () => {
+    const d = await scriptedDaemon({});
+    const config = d.configPath.replace(/rnx-config\.yml$/, "down.yml");
+    writeFileSync(config, rnxConfigYaml(d.pki, `localhost:${d.port}`));
+    const port = d.port;
+    d.server.forceShutdown();
+    const r = await rnx(["list", "--config", config]);
+    await d.close();
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, new RegExp(`cannot reach joblet at localhost:${port} \\(node "default" in .*down\\.yml\\): connection refused`));
+  });
+
+  test("TLS: a config whose CA did not sign the server certificate → exit 3, unknown CA", async () => {
+    const d = await track(scriptedDaemon({}));
+    const other = await generatePki({ address: "localhost" });
+    const config = path.join(d.dir, "other.yml");
+    writeFileSync(config, rnxConfigYaml({ ...d.pki, caCertPem: other.caCertPem }, `localhost:${d.port}`));
+    const r = await rnx(["list", "--config", config]);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /unknown CA/);
+  });
+
+  test("TLS: a client certificate from another installation → exit 3, rejected client certificate", async () => {
+    const d = await track(scriptedDaemon({}));
+    const other = await generatePki({ address: "localhost" });
+    const config = path.join(d.dir, "client.yml");
+    writeFileSync(config, rnxConfigYaml({ ...d.pki, adminCertPem: other.adminCertPem, adminKeyPem: other.adminKeyPem }, `localhost:${d.port}`));
+    const r = await rnx(["list", "--config", config]);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /did not accept the client certificate/);
+    assert.match(r.stderr, /mixes two installations/);
+  });
+
+  test("--server and JOBLET_SERVER override the node's address and keep its credentials; IP targets print no warning", async () => {
+    const d = await track(FakeDaemon.start({ listJobs: () => [] }));
+    const config = path.join(d.dir, "wrong-address.yml");
+    writeFileSync(config, rnxConfigYaml(d.pki, "localhost:1"));
+    const viaFlag = await rnx(["list", "--json", "--config", config, "--server", `127.0.0.1:${d.port}`]);
+    assert.equal(viaFlag.code, 0, viaFlag.stderr);
+    assert.equal(viaFlag.stdout.toString(), "[]\n");
+    assert.equal(viaFlag.stderr, "", "no DEP0123 warning for an IP address");
+    const viaEnv = await rnx(["list", "--json", "--config", config], { env: { JOBLET_SERVER: `localhost:${d.port}` } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    const flagWins = await rnx(["list", "--config", config, "--server", "localhost:1"], { env: { JOBLET_SERVER: `localhost:${d.port}` } });
+    assert.equal(flagWins.code, 3);
+    const bad = await rnx(["list", "--config", config, "--server", "no-port"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--server: expected a server address "host:port"/);
+  });
+
+  describe("config problems", () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), "rnx-noconfig-"));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    test("no config anywhere → exit 5 listing where it looked", async () => {
+      const r = await rnx(["list"], { cwd: dir, env: { HOME: dir } });
+      assert.equal(r.code, 5);
+      assert.match(r.stderr, /no rnx config found \(looked in \.\/rnx-config\.yml/);
+      assert.match(r.stderr, /hint: .*config-help/);
+    });
+
+    test("--config naming a missing file → exit 5; unknown node → exit 5; invalid file → exit 2", async () => {
+      assert.equal((await rnx(["list", "--config", path.join(dir, "nope.yml")])).code, 5);
+      const d = await track(FakeDaemon.start({}));
+      const n = await rnx(["list", "--config", d.configPath, "--node", "prod"]);
+      assert.equal(n.code, 5);
+      assert.match(n.stderr, /node "prod" is not in .*nodes: default, viewer/);
+      const bad = path.join(dir, "bad.yml");
+      writeFileSync(bad, 'version: "3.0"\nnodes:\n  default:\n    address: nohostport\n');
+      const b = await rnx(["list", "--config", bad]);
+      assert.equal(b.code, 2);
+      assert.match(b.stderr, /nodes\.default\.address/);
+    });
+  });
+});
