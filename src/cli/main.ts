@@ -1,6 +1,6 @@
 // rnx's entry point: runs the command line and sets the process's exit code.
 import { processIo } from "./io.js";
-import { runCli } from "./program.js";
+import { rnxVersion } from "./version.js";
 
 // grpc-js sets the TLS server name to the host it dials; for an IP address Node then warns (DEP0123) on
 // every run. The certificate is still verified against the IP (our server certificates carry IP SANs), so
@@ -17,4 +17,11 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await runCli(process.argv.slice(2), processIo());
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+  // Scripts call this in loops: answer without loading the command parser.
+  process.stdout.write(`${rnxVersion()}\n`);
+} else {
+  const { runCli } = await import("./program.js");
+  process.exitCode = await runCli(argv, processIo());
+}

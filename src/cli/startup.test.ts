@@ -1,0 +1,38 @@
+// rnx is run in loops: `--version` must not load the command parser, `--help` not the gRPC stack or the
+// table renderer. Checked in real child processes with a preload that reports the CommonJS packages loaded.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function loadedBy(args: string[]): { loaded: string[]; stdout: string; status: number | null } {
+  const r = spawnSync(
+    process.execPath,
+    ["--require", path.join(here, "test-support", "report-modules.cjs"), "--import", import.meta.resolve("tsx"), path.join(here, "main.ts"), ...args],
+    { encoding: "utf8", env: { ...process.env, RNX_CONFIG: "/nonexistent/rnx-config.yml" } },
+  );
+  const line = /loaded-modules: (.*)\n/.exec(r.stderr)?.[1] ?? assert.fail(`no report in ${r.stderr}`);
+  return { loaded: line ? line.split(",") : [], stdout: r.stdout, status: r.status };
+}
+
+test("rnx --version prints the package version and loads none of the heavy packages", () => {
+  const r = loadedBy(["--version"]);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+\S*\n$/);
+  assert.deepEqual(r.loaded, []);
+});
+
+test("rnx --help loads the parser only", () => {
+  const r = loadedBy(["--help"]);
+  assert.equal(r.status, 0);
+  assert.deepEqual(r.loaded, ["commander"]);
+});
+
+test("a command that talks to a server does load grpc-js (the check can fail)", () => {
+  const r = loadedBy(["list"]);
+  assert.equal(r.status, 5, "no config → not found");
+  assert.ok(r.loaded.includes("@grpc/grpc-js"), r.loaded.join(","));
+});
