@@ -317,6 +317,46 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     assert.match(bad.stderr, /--server: expected a server address "host:port"/);
   });
 
+  test("nodes: every node, the default marked, certificate summarised but never printed", async () => {
+    const d = await track(FakeDaemon.start({ listJobs: () => [fakeJob()] }));
+    const r = await rnx(["nodes", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.toString();
+    assert.match(out, /^\* +default +localhost:\d+ +admin +O=Joblet, OU=admin, CN=admin-client +\d{4}-\d\d-\d\d \(\d+ days\)$/m);
+    assert.match(out, /^ +viewer +localhost:\d+ +viewer /m);
+    assert.ok(!/BEGIN|PRIVATE|MII/.test(out), "no PEM material in the output");
+    const sel = await rnx(["nodes", "--node", "viewer", "--json", "--config", d.configPath]);
+    const nodes = JSON.parse(sel.stdout.toString()) as Array<{ name: string; default: boolean; cert: { role: string } }>;
+    assert.deepEqual(nodes.map((n) => [n.name, n.default, n.cert.role]), [["default", false, "admin"], ["viewer", true, "viewer"]]);
+    assert.ok(!sel.stdout.toString().includes("BEGIN"));
+    const q = await rnx(["nodes", "-q", "--config", d.configPath]);
+    assert.equal(q.stdout.toString(), "default\nviewer\n");
+  });
+
+  test("nodes --check: reachable with latency; a node that is down fails the command with exit 3", async () => {
+    const d = await track(FakeDaemon.start({ listJobs: () => [fakeJob()] }));
+    const ok = await rnx(["nodes", "--check", "--config", d.configPath]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout.toString(), /^\* +default .* ok \d+ ms, 1 jobs$/m);
+    const config = path.join(d.dir, "two.yml");
+    writeFileSync(
+      config,
+      rnxConfigYaml(d.pki, `localhost:${d.port}`).replace(/^  viewer:\n    address: .*$/m, "  viewer:\n    address: localhost:1"),
+    );
+    const down = await rnx(["nodes", "--check", "--json", "--config", config]);
+    assert.equal(down.code, 3);
+    const nodes = JSON.parse(down.stdout.toString()) as Array<{ name: string; check: { reachable: boolean; error: string | null } }>;
+    assert.equal(nodes[0]!.check.reachable, true);
+    assert.equal(nodes[1]!.check.reachable, false);
+    assert.match(nodes[1]!.check.error!, /connection refused/);
+  });
+
+  test("list -q prints only the IDs", async () => {
+    const d = await track(FakeDaemon.start({ listJobs: () => [fakeJob({ id: "a-1" }), fakeJob({ id: "b-2" })] }));
+    const r = await rnx(["list", "-q", "--config", d.configPath]);
+    assert.equal(r.stdout.toString(), "a-1\nb-2\n");
+  });
+
   describe("config problems", () => {
     let dir: string;
     before(() => {

@@ -61,3 +61,11 @@ export function cutToWidth(text: string, width: number): string {
 export function shortId(id: string): string {
   return id.slice(0, 8);
 }
+
+const STATUS_COLOR: Record<string, number> = { RUNNING: 36, COMPLETED: 32, FAILED: 31, STOPPED: 33 };
+
+/** A status word in its ANSI colour (cyan running, green completed, red failed, yellow stopped). */
+export function paintStatus(status: string): string {
+  const code = STATUS_COLOR[status];
+  return code === undefined ? status : `\u001b[${code}m${status}\u001b[39m`;
+}

@@ -1,8 +1,7 @@
 // The `rnx status` view: every field of a job, one per line, with units spelled out and zero limits shown as
 // "unlimited" (0 means "no limit" on the wire).
 import type { Job } from "../shared/proto/joblet.js";
-import { formatBytes, formatDurationMs, formatTime, jobDurationMs, shellJoin } from "./format.js";
-import { paintStatus } from "./job-table.js";
+import { formatBytes, formatDurationMs, formatTime, jobDurationMs, paintStatus, shellJoin } from "./format.js";
 
 /** Options for `renderJobDetails`. */
 export interface JobDetailsOptions {

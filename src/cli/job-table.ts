@@ -1,8 +1,8 @@
 // The `rnx list` table: ID (short form), STATUS, START, DURATION, COMMAND, oldest first so the newest job is
 // next to the prompt. Borderless like `docker ps`; the COMMAND column is cut so each row fits the terminal.
-import Table from "cli-table3";
 import type { Job } from "../shared/proto/joblet.js";
-import { cutToWidth, formatDurationMs, formatTime, jobDurationMs, shellJoin, shortId } from "./format.js";
+import { cutToWidth, formatDurationMs, formatTime, jobDurationMs, paintStatus, shellJoin, shortId } from "./format.js";
+import { COLUMN_GAP, plainTable } from "./table.js";
 
 /** Options for `renderJobTable`. */
 export interface JobTableOptions {
@@ -14,8 +14,6 @@ export interface JobTableOptions {
 }
 
 const HEAD = ["ID", "STATUS", "START", "DURATION", "COMMAND"];
-/** Spaces between columns. */
-const GAP = 3;
 
 /** Jobs sorted oldest first: by creation (or start) time, then ID for a stable order. */
 export function sortJobs(jobs: readonly Job[]): Job[] {
@@ -31,28 +29,10 @@ export function renderJobTable(jobs: readonly Job[], opts: JobTableOptions): str
   });
   if (opts.width !== undefined) {
     // Fixed columns keep their natural width; COMMAND gets what is left of the line (at least 10).
-    const fixed = [0, 1, 2, 3].reduce((sum, c) => sum + Math.max(HEAD[c]!.length, ...rows.map((r) => r[c]!.length)) + GAP, 0);
+    const fixed = [0, 1, 2, 3].reduce((sum, c) => sum + Math.max(HEAD[c]!.length, ...rows.map((r) => r[c]!.length)) + COLUMN_GAP, 0);
     const room = Math.max(10, opts.width - fixed - 1);
     for (const r of rows) r[4] = cutToWidth(r[4]!, room);
   }
   if (opts.color) for (const r of rows) r[1] = paintStatus(r[1]!);
-  const table = new Table({
-    head: HEAD,
-    chars: {
-      top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "",
-      "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "",
-      middle: " ".repeat(GAP),
-    },
-    style: { head: opts.color ? ["bold"] : [], border: [], "padding-left": 0, "padding-right": 0 },
-  });
-  table.push(...rows);
-  return `${table.toString().split("\n").map((l) => l.trimEnd()).join("\n")}\n`;
-}
-
-const STATUS_COLOR: Record<string, number> = { RUNNING: 36, COMPLETED: 32, FAILED: 31, STOPPED: 33 };
-
-/** A status word in its ANSI colour (cyan running, green completed, red failed, yellow stopped). */
-export function paintStatus(status: string): string {
-  const code = STATUS_COLOR[status];
-  return code === undefined ? status : `\u001b[${code}m${status}\u001b[39m`;
+  return plainTable(HEAD, rows, opts.color);
 }

@@ -19,6 +19,9 @@ function recorder(code = 0) {
     status: rec("status"),
     log: rec("log"),
     stop: rec("stop"),
+    nodes: rec("nodes"),
+    configHelp: rec("configHelp"),
+    completion: rec("completion"),
   };
   return { calls, handlers };
 }
@@ -107,6 +110,21 @@ describe("rnx argument parsing", () => {
     assert.equal((await parse(["log", "abc"])).calls[0]!.args[0], "abc");
     assert.equal((await parse(["logs", "abc"])).calls[0]!.cmd, "log");
     assert.deepEqual((await parse(["stop", "abc"])).calls[0]!.args[0], "abc");
+  });
+
+  test("nodes, config-help, completion", async () => {
+    const n = await parse(["nodes", "--check", "--json", "--config", "/c.yml"]);
+    assert.equal(n.calls[0]!.cmd, "nodes");
+    assert.equal((n.calls[0]!.args[0] as Record<string, unknown>).check, true);
+    assert.equal((n.calls[0]!.args[1] as Record<string, unknown>).config, "/c.yml");
+    assert.deepEqual((await parse(["config-help"])).calls[0], { cmd: "configHelp", args: [] });
+    const c = await parse(["completion", "bash"]);
+    assert.equal(c.calls[0]!.args[0], "bash");
+    const spec = c.calls[0]!.args[1] as { commands: Array<{ name: string; args: string[]; options: Array<{ flags: string[] }> }> };
+    const run = spec.commands.find((x) => x.name === "run")!;
+    assert.deepEqual(run.args, ["command", "args"]);
+    assert.ok(run.options.some((o) => o.flags.includes("--max-cpu")));
+    assert.deepEqual(spec.commands.find((x) => x.name === "stop")!.args, ["id"]);
   });
 
   test("usage errors exit 2 and name the problem", async () => {

@@ -9,7 +9,9 @@
 import { Command, CommanderError } from "commander";
 import { JobletError } from "../shared/errors.js";
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from "./exit-codes.js";
+import type { CompletionSpec, OptionSpec } from "./commands/completion.js";
 import type { ListFlags } from "./commands/list.js";
+import type { NodesFlags } from "./commands/nodes.js";
 import type { RunFlags } from "./commands/run.js";
 import type { StatusFlags } from "./commands/status.js";
 import type { StopFlags } from "./commands/stop.js";
@@ -33,6 +35,9 @@ export interface CommandHandlers {
   status(id: string, flags: StatusFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
   log(id: string, globals: GlobalOptions, io: CliIo): Promise<number>;
   stop(id: string, flags: StopFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  nodes(flags: NodesFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  configHelp(io: CliIo): Promise<number>;
+  completion(shell: string, spec: CompletionSpec, io: CliIo): Promise<number>;
 }
 
 /** The real commands, each loaded when first used. */
@@ -42,6 +47,9 @@ export const lazyHandlers: CommandHandlers = {
   status: async (...a) => (await import("./commands/status.js")).statusCommand(...a),
   log: async (...a) => (await import("./commands/log.js")).logCommand(...a),
   stop: async (...a) => (await import("./commands/stop.js")).stopCommand(...a),
+  nodes: async (...a) => (await import("./commands/nodes.js")).nodesCommand(...a),
+  configHelp: async (...a) => (await import("./commands/config-help.js")).configHelpCommand(...a),
+  completion: async (...a) => (await import("./commands/completion.js")).completionCommand(...a),
 };
 
 /** Runs rnx with `argv` (the words after "rnx"); resolves with the exit code. Never throws. */
@@ -120,6 +128,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .alias("ls")
       .description("list the jobs, oldest first")
       .option("--json", "print a JSON array of jobs (fields as in the API)")
+      .option("-q, --quiet", "print only the job IDs, one per line")
       .option("--status <list>", "only jobs with these statuses, e.g. running,failed"),
   ).action(
     act((flags: ListFlags, cmd: Command) => handlers.list(flags, globalsOf(cmd), io)),
@@ -155,7 +164,48 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
     act((id: string, flags: StopFlags, cmd: Command) => handlers.stop(id, flags, globalsOf(cmd), io)),
   );
 
+  addGlobalOptions(
+    program
+      .command("nodes")
+      .description("list the nodes in the config: address, certificate role and expiry (never the keys)")
+      .option("--check", "contact each node and show whether it answers, and how fast")
+      .option("--json", "print a JSON array of nodes")
+      .option("-q, --quiet", "print only the node names, one per line"),
+  ).action(act((flags: NodesFlags, cmd: Command) => handlers.nodes(flags, globalsOf(cmd), io)));
+
+  program
+    .command("config-help")
+    .description("print a commented example rnx-config.yml and how to get one from a server")
+    .action(act(() => handlers.configHelp(io)));
+
+  program
+    .command("completion")
+    .description("print a shell completion script: source <(rnx completion bash)")
+    .argument("<shell>", "bash or zsh")
+    .action(act((shell: string) => handlers.completion(shell, completionSpec(program), io)));
+
   return program;
+}
+
+/** The command tree as the completion scripts need it. */
+export function completionSpec(program: Command): CompletionSpec {
+  const option = (o: Command["options"][number]): OptionSpec => ({
+    flags: [o.short, o.long].filter((f): f is string => f !== undefined),
+    description: o.description,
+    takesValue: o.required || o.optional,
+  });
+  return {
+    globalOptions: [...program.options.map(option), { flags: ["-h", "--help"], description: "show help", takesValue: false }],
+    commands: program.commands
+      .filter((c) => c.name() !== "help")
+      .map((c) => ({
+        name: c.name(),
+        aliases: c.aliases(),
+        description: c.description(),
+        options: [...c.options.map(option), { flags: ["-h", "--help"], description: "show help", takesValue: false }],
+        args: c.registeredArguments.map((a) => a.name()),
+      })),
+  };
 }
 
 /** Declares --config, --node and --server on `cmd`. No defaults here: a subcommand's default would hide the program's value. */

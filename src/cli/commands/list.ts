@@ -10,6 +10,8 @@ import { resolveTarget, type GlobalOptions } from "../target.js";
 /** `rnx list`'s own flags. */
 export interface ListFlags {
   readonly json?: boolean;
+  /** Only the IDs, one per line (for scripts and shell completion). */
+  readonly quiet?: boolean;
   /** Comma-separated statuses to keep, any case. */
   readonly status?: string;
 }
@@ -36,6 +38,8 @@ export async function listCommand(flags: ListFlags, globals: GlobalOptions, io: 
     const jobs = sortJobs(await client.listJobs()).filter((j) => !filter || filter.has(j.status));
     if (flags.json) {
       await writeAll(io.stdout, `${JSON.stringify(jobs.map(jobToJson), null, 2)}\n`);
+    } else if (flags.quiet) {
+      await writeAll(io.stdout, jobs.map((j) => `${j.id}\n`).join(""));
     } else if (jobs.length === 0) {
       // A header with no rows reads like a failure; say it plainly, on stderr so stdout stays parseable.
       io.stderr.write(filter ? "no jobs with that status\n" : "no jobs\n");
