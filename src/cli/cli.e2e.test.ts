@@ -94,6 +94,41 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     assert.ok(r.stdout.equals(data), "stdout differs from the job's output");
   });
 
+  test("run: when the daemon restarts mid-stream, rnx reconnects and resumes without repeating output", async () => {
+    let resumedFrom = -1;
+    const first = await FakeDaemon.start({
+      runJob: (req) => fakeJob({ ...req, id: ID }),
+      getJobLogs: async (_req, send, signal) => {
+        await send({ payload: Buffer.from("part one\n"), stream: Stream.STDOUT, offset: 0 });
+        await new Promise((resolve) => signal.addEventListener("abort", resolve));
+      },
+    });
+    const { child, done } = rnxProcess(["--config", first.configPath, "run", "long-job"]);
+    await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));
+    // The daemon goes away with the stream open, and comes back on the same port with the same PKI.
+    first.server.forceShutdown();
+    const second = await track(
+      FakeDaemon.start(
+        {
+          getJobLogs: async (req, send) => {
+            resumedFrom = req.fromOffset;
+            // Starts inside the chunk already delivered: rnx must skip "one\n".
+            await send({ payload: Buffer.from("one\npart two\n"), stream: Stream.STDOUT, offset: 5 });
+          },
+          getJobStatus: () => fakeJob({ id: ID, status: "COMPLETED", ...ended }),
+        },
+        { pki: first.pki, port: first.port },
+      ),
+    );
+    const r = await done;
+    await first.close();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), "part one\npart two\n");
+    assert.equal(resumedFrom, 9);
+    assert.match(r.stderr, /lost the connection while following job .*; reconnecting/);
+    assert.ok(second.calls.some((c) => c[0] === "getJobStatus"));
+  });
+
   test("run --detach prints only the job ID and does not follow", async () => {
     const d = await track(scriptedDaemon({ status: "RUNNING" }));
     const r = await rnx(["--config", d.configPath, "run", "-d", "sleep", "100"]);

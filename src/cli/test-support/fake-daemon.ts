@@ -77,7 +77,7 @@ export class FakeDaemon {
   ) {}
 
   /** Starts a daemon on 127.0.0.1 with the given handlers. */
-  static async start(handlers: FakeHandlers, opts: { pki?: Pki; host?: string } = {}): Promise<FakeDaemon> {
+  static async start(handlers: FakeHandlers, opts: { pki?: Pki; host?: string; port?: number } = {}): Promise<FakeDaemon> {
     const pki = opts.pki ?? (await sharedPki());
     const server = new grpc.Server();
     const calls: Array<[string, unknown]> = [];
@@ -88,7 +88,7 @@ export class FakeDaemon {
       true,
     );
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${opts.host ?? "127.0.0.1"}:0`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`${opts.host ?? "127.0.0.1"}:${opts.port ?? 0}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
     );
     const dir = mkdtempSync(path.join(os.tmpdir(), "rnx-test-"));
     const configPath = path.join(dir, "rnx-config.yml");
