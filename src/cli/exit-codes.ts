@@ -48,5 +48,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   4    permission denied: the certificate's role (OU) may not do this
   5    not found: unknown job ID or prefix, unknown node, no config file
   130  rnx run interrupted with Ctrl-C (rnx detached; the job keeps running)
-  rnx run (without --detach) otherwise exits with the job's own exit code: 128+N if the job was killed
-  by signal N, 137 if it was killed for exceeding its memory limit, 143 if it was stopped with rnx stop.`;
+  rnx run (without --detach) otherwise exits with the job's own exit code, as a shell would: 128+N if
+  the job was killed by signal N; 137 (and a message) if it was killed for exceeding its memory limit;
+  143 (SIGTERM) or 137 (SIGKILL after the grace period) if it was stopped with rnx stop; 1 if it could
+  not start. Codes 1-5 from rnx itself are printed with an "rnx: error:" line on stderr.`;

@@ -52,6 +52,13 @@ export const lazyHandlers: CommandHandlers = {
   completion: async (...a) => (await import("./commands/completion.js")).completionCommand(...a),
 };
 
+/** The JSON shape of a job, for the help of the commands that print one. */
+const JOB_JSON_HELP = `
+JSON fields (names as in the gRPC API; always present):
+  id, command, args[], maxCPU (percent), cpuCores, maxMemory (MB), maxIOBPS (bytes/s), status,
+  startTime, endTime (RFC 3339; "" while running), exitCode, signal ("" if none), oomKilled, reason,
+  usage {cpuTimeNs, memoryPeakBytes, ioReadBytes, ioWriteBytes} or null, createTime`;
+
 /** Runs rnx with `argv` (the words after "rnx"); resolves with the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo, handlers: CommandHandlers = lazyHandlers): Promise<number> {
   let exitCode: number = ExitCode.OK;
@@ -129,7 +136,8 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .description("list the jobs, oldest first")
       .option("--json", "print a JSON array of jobs (fields as in the API)")
       .option("-q, --quiet", "print only the job IDs, one per line")
-      .option("--status <list>", "only jobs with these statuses, e.g. running,failed"),
+      .option("--status <list>", "only jobs with these statuses, e.g. running,failed")
+      .addHelpText("after", `\nWith --json: an array of jobs, oldest first.${JOB_JSON_HELP}\n`),
   ).action(
     act((flags: ListFlags, cmd: Command) => handlers.list(flags, globalsOf(cmd), io)),
   );
@@ -139,7 +147,8 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .command("status")
       .description("show every field of a job: status, times, exit code, signal, OOM, limits, usage")
       .argument("<id>", "job ID or a unique prefix of it")
-      .option("--json", "print the job as a JSON object (fields as in the API)"),
+      .option("--json", "print the job as a JSON object (fields as in the API)")
+      .addHelpText("after", JOB_JSON_HELP + "\n"),
   ).action(
     act((id: string, flags: StatusFlags, cmd: Command) => handlers.status(id, flags, globalsOf(cmd), io)),
   );
