@@ -263,7 +263,7 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     const d = await track(
       FakeDaemon.start({
         stopJob: (id) => {
-          if (id === "done") throw new FakeStatus(grpc.status.FAILED_PRECONDITION, "job done… has already ended (COMPLETED)");
+          if (id === "done") throw new FakeStatus(grpc.status.FAILED_PRECONDITION, "job done… has already ended (COMPLETED)", "nothing to stop");
           return { id: ID, status: "STOPPED", endTime: "2025-01-02T03:05:05Z", exitCode: 143 };
         },
       }),
@@ -274,6 +274,7 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     const f = await rnx(["stop", "done", "--config", d.configPath]);
     assert.equal(f.code, 1);
     assert.match(f.stderr, /refused StopJob: job done… has already ended/);
+    assert.match(f.stderr, /^hint: nothing to stop$/m, "the daemon's hint arrives through trailing metadata");
   });
 
   test("log: history to stdout/stderr by stream, exit 0", async () => {

@@ -112,6 +112,14 @@ describe("gRPC status → message and exit code", () => {
     assert.match(rpcError(rejected, "ListJobs", withCert(old.adminCertPem, old.caCertPem)).message, /\(it expired on \d{4}-/);
   });
 
+  test("the daemon's hint (trailing metadata joblet-hint) replaces rnx's generic one", () => {
+    const metadata = { get: (k: string) => (k === "joblet-hint" ? ["this host has CPUs 0-1"] : []) };
+    const e = rpcError({ code: 3, details: "cpuCores: expected CPUs among 0-1, got \"7\"", metadata }, "RunJob", target);
+    assert.equal(e.hint, "this host has CPUs 0-1");
+    const none = rpcError({ code: 5, details: "job x not found", metadata: { get: () => [] } }, "GetJobStatus", target);
+    assert.match(none.hint!, /rnx list/);
+  });
+
   test("deadline exceeded is a connection problem", () => {
     const e = rpcError({ code: 4, details: "Deadline exceeded" }, "ListJobs", target);
     assert.equal(exitCodeFor(e.code), 3);

@@ -10,7 +10,12 @@ import type { Target } from "./target.js";
 export interface RpcFailure {
   readonly code: number;
   readonly details: string;
+  /** Trailing metadata; the daemon puts its hint in "joblet-hint". */
+  readonly metadata?: { get(key: string): unknown[] };
 }
+
+/** The trailing-metadata key under which the daemon sends a JobletError's hint. */
+export const HINT_METADATA_KEY = "joblet-hint";
 
 /** gRPC status numbers (grpc/doc/statuscodes.md). */
 const GrpcStatus = {
@@ -45,8 +50,15 @@ export function isRpcFailure(err: unknown): err is RpcFailure {
   );
 }
 
-/** The JobletError for a failed call of `rpc` (e.g. "RunJob") against `target`. */
+/** The JobletError for a failed call of `rpc` (e.g. "RunJob") against `target`; the daemon's own hint wins. */
 export function rpcError(err: RpcFailure, rpc: string, target: Target): JobletError {
+  const local = classify(err, rpc, target);
+  const serverHint = err.metadata?.get(HINT_METADATA_KEY)[0];
+  if (typeof serverHint !== "string" || serverHint === "" || local.code === "UNAVAILABLE") return local;
+  return new JobletError(local.code, local.message, { hint: serverHint, cause: err });
+}
+
+function classify(err: RpcFailure, rpc: string, target: Target): JobletError {
   const details = err.details || "(no details)";
   const where = `joblet at ${target.address}`;
   switch (err.code) {

@@ -33,6 +33,8 @@ export class FakeStatus extends Error {
   constructor(
     readonly code: grpc.status,
     message: string,
+    /** Sent as trailing metadata "joblet-hint", as the daemon does. */
+    readonly hint?: string,
   ) {
     super(message);
   }
@@ -133,7 +135,11 @@ function check(rpc: string, role: string): void {
 }
 
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof FakeStatus) return { code: err.code, details: err.message };
+  if (err instanceof FakeStatus) {
+    const metadata = new grpc.Metadata();
+    if (err.hint) metadata.set("joblet-hint", err.hint);
+    return { code: err.code, details: err.message, metadata };
+  }
   return { code: grpc.status.INTERNAL, details: String(err) };
 }
 
