@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -229,6 +229,57 @@ describe("readLog with follow", () => {
     done = true;
     await reading;
     assert.deepEqual(seen, ["stdout:0:start\n", "stderr:6:half and half\n", "stdout:20:last\n"]);
+  });
+
+  it("delivers output written between its last read and isDone returning true", async () => {
+    const p = newPath();
+    writeFileSync(p, encodeK8sRecord("stdout", Buffer.from("early"), false));
+    let calls = 0;
+    // The race the ordering guards against: the job writes its last output and exits while the follower,
+    // having found nothing new, is asking whether the job is done.
+    const isDone = async (): Promise<boolean> => {
+      calls++;
+      if (calls < 3) return false;
+      appendFileSync(p, encodeK8sRecord("stderr", Buffer.from("final words"), false));
+      return true;
+    };
+    const chunks = await collect(readLog(p, 0, { follow: true, isDone, pollMs: 10 }));
+    assert.deepEqual(chunks.map((c) => `${c.stream}:${c.offset}:${c.data.toString()}`), ["stdout:0:early\n", "stderr:6:final words\n"]);
+    assert.equal(calls, 3);
+  });
+
+  it("finds a file whose directory does not exist yet, by polling", async () => {
+    const sub = path.join(dir, `later-${++fileSeq}`);
+    const p = path.join(sub, "job.log");
+    let done = false;
+    const reading = collect(readLog(p, 0, { follow: true, isDone: () => done, pollMs: 30 }));
+    await sleep(100);
+    mkdirSync(sub);
+    writeFileSync(p, encodeK8sRecord("stdout", Buffer.from("hello"), false));
+    await sleep(200);
+    done = true;
+    assert.deepEqual((await reading).map((c) => c.data.toString()), ["hello\n"]);
+  });
+
+  it("wakes on file change notifications without waiting for the poll interval", async () => {
+    const p = newPath();
+    writeFileSync(p, "");
+    const ac = new AbortController();
+    const seenAt: number[] = [];
+    const reading = (async () => {
+      for await (const c of readLog(p, 0, { follow: true, signal: ac.signal, pollMs: 60_000 })) {
+        void c;
+        seenAt.push(Date.now());
+      }
+    })();
+    await sleep(50);
+    const writtenAt = Date.now();
+    appendFileSync(p, encodeK8sRecord("stdout", Buffer.from("ping"), false));
+    await sleep(300);
+    ac.abort();
+    await reading;
+    assert.equal(seenAt.length, 1);
+    assert.ok(seenAt[0]! - writtenAt < 250, `seen ${seenAt[0]! - writtenAt} ms after the write`);
   });
 
   it("gives many concurrent followers identical complete output", async () => {
