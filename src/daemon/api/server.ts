@@ -1,0 +1,157 @@
+// The gRPC server: authenticates each call, checks the caller's role, delegates to the job service and maps
+// results and errors to the wire. No job logic lives here.
+import { Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { JobletError, invalidArgument } from "../../shared/errors.js";
+import {
+  JobletServiceService,
+  Stream,
+  type DataChunk,
+  type EmptyRequest,
+  type GetJobLogsReq,
+  type GetJobStatusReq,
+  type GetJobStatusRes,
+  type Jobs,
+  type JobletServiceServer,
+  type RunJobReq,
+  type RunJobRes,
+  type StopJobReq,
+  type StopJobRes,
+} from "../../shared/proto/joblet.js";
+import type { JobService } from "../jobs/service.js";
+import { authorize, callerOf, type Caller, type Rpc } from "./auth.js";
+import { toJob, toRunRequest } from "./mappers.js";
+import { toServiceError } from "./status.js";
+import { serverCredentials } from "./tls.js";
+
+/** What the API server needs. */
+export interface ApiServerOptions {
+  address: string;
+  port: number;
+  tls: { caPem: string; certPem: string; keyPem: string };
+  maxRecvMsgSize: number;
+  maxSendMsgSize: number;
+  jobs: JobService;
+  logger: Logger;
+}
+
+/** A listening API server. */
+export interface ApiServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Starts serving; resolves once bound. */
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const server = new Server({
+    "grpc.max_receive_message_length": opts.maxRecvMsgSize,
+    "grpc.max_send_message_length": opts.maxSendMsgSize,
+  });
+  server.addService(JobletServiceService, handlers(opts.jobs, opts.logger));
+  const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${opts.port}`, serverCredentials(opts.tls), (err, bound) => {
+      if (err) {
+        reject(
+          new JobletError("FAILED_PRECONDITION", `cannot listen on ${host}:${opts.port}: ${err.message}`, {
+            hint: "is another joblet running? change server.port in the config",
+          }),
+        );
+      } else resolve(bound);
+    });
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        // Streams following running jobs would hold the shutdown open: cut them after a moment.
+        setTimeout(() => server.forceShutdown(), 1000).unref();
+      }),
+  };
+}
+
+function handlers(jobs: JobService, log: Logger): JobletServiceServer {
+  /** Wraps a unary handler with authentication, authorisation, logging and error mapping. */
+  function unary<Req, Res>(rpc: Rpc, fn: (req: Req, caller: Caller) => Res | Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const caller = callerOf(call.getAuthContext());
+      const started = performance.now();
+      Promise.resolve()
+        .then(() => {
+          authorize(caller, rpc);
+          return fn(call.request, caller);
+        })
+        .then(
+          (res) => {
+            log.debug({ rpc, caller: caller.subject, ms: elapsed(started) }, "call ok");
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const e = toServiceError(err, log, rpc);
+            log.info({ rpc, caller: caller.subject, code: e.code, details: e.details }, "call failed");
+            callback(e);
+          },
+        );
+    };
+  }
+
+  return {
+    runJob: unary<RunJobReq, RunJobRes>("RunJob", async (req) => toJob(await jobs.run(toRunRequest(req)))),
+    getJobStatus: unary<GetJobStatusReq, GetJobStatusRes>("GetJobStatus", (req) => toJob(jobs.status(req.id))),
+    stopJob: unary<StopJobReq, StopJobRes>("StopJob", async (req, caller) => {
+      const j = await jobs.stop(req.id, caller.subject);
+      return { id: j.id, status: j.status, endTime: j.endTime ?? "", exitCode: j.exitCode ?? 0 };
+    }),
+    listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
+    getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
+      void streamLogs(call, jobs, log);
+    },
+  };
+}
+
+async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataChunk>, jobs: JobService, log: Logger): Promise<void> {
+  const caller = callerOf(call.getAuthContext());
+  const abort = new AbortController();
+  call.on("cancelled", () => abort.abort());
+  call.on("close", () => abort.abort());
+  try {
+    authorize(caller, "GetJobLogs");
+    const from = call.request.fromOffset;
+    if (!Number.isSafeInteger(from) || from < 0) throw invalidArgument("fromOffset", "a non-negative byte offset", from);
+    for await (const chunk of jobs.logs(call.request.id, from, abort.signal)) {
+      if (abort.signal.aborted) break;
+      const msg: DataChunk = {
+        payload: chunk.data,
+        stream: chunk.stream === "stdout" ? Stream.STDOUT : Stream.STDERR,
+        offset: chunk.offset,
+      };
+      // A slow client slows only its own stream: wait for grpc-js to drain (~1 MB in flight).
+      if (!call.write(msg)) await waitDrain(call, abort.signal);
+    }
+    if (!abort.signal.aborted) call.end();
+  } catch (err) {
+    if (abort.signal.aborted) return;
+    const e = toServiceError(err, log, "GetJobLogs");
+    log.info({ rpc: "GetJobLogs", caller: caller.subject, code: e.code, details: e.details }, "call failed");
+    call.destroy(Object.assign(new Error(e.details), e));
+  } finally {
+    abort.abort();
+  }
+}
+
+function waitDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function elapsed(start: number): number {
+  return Math.round((performance.now() - start) * 100) / 100;
+}

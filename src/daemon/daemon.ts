@@ -1,0 +1,115 @@
+// Assembles and runs the daemon: config → state dir → store, cgroups, runtime → job service (which
+// recovers unfinished jobs) → API. Stopping the daemon leaves every job running under its monitor.
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import { JobletError } from "../shared/errors.js";
+import type { DaemonConfig } from "../shared/config/daemon.js";
+import { startApiServer, type ApiServer } from "./api/server.js";
+import { createCgroupManager } from "./cgroups/factory.js";
+import { JobService } from "./jobs/service.js";
+import { isAlive } from "./runtime/conmon.js";
+import { prepareHostFs } from "./runtime/hostfs.js";
+import { JobRuntime } from "./runtime/job-runtime.js";
+import { SqliteJobStore } from "./store/sqlite.js";
+
+/** A running daemon. */
+export interface Daemon {
+  port: number;
+  /** Stops serving and releases the state dir; jobs keep running. */
+  close(): Promise<void>;
+}
+
+/** Starts the daemon with `config`; resolves once it serves. */
+export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  const runtimePath = findExecutable(config.runtimePath, "runtime.path", "runc (Debian package `runc`)");
+  const conmonPath = findExecutable(config.conmonPath, "runtime.conmonPath", "conmon (Debian package `conmon`)");
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const releaseLock = lockStateDir(config.stateDir);
+  let store: SqliteJobStore | undefined;
+  let jobs: JobService | undefined;
+  let api: ApiServer | undefined;
+  try {
+    const cgroups = createCgroupManager();
+    const hostFs = prepareHostFs(config.stateDir);
+    store = new SqliteJobStore(path.join(config.stateDir, "joblet.db"));
+    const runtime = new JobRuntime({
+      stateDir: config.stateDir,
+      jobsDir: config.jobsDir,
+      runtimePath,
+      conmonPath,
+      hostFs,
+      network: config.network,
+      tmpBytes: config.limits.tmpSizeBytes,
+    });
+    jobs = new JobService({ config, store, runtime, cgroups, logger: log });
+    await jobs.start();
+    api = await startApiServer({
+      address: config.server.address,
+      port: config.server.port,
+      tls: config.tls,
+      maxRecvMsgSize: config.grpc.maxRecvMsgSize,
+      maxSendMsgSize: config.grpc.maxSendMsgSize,
+      jobs,
+      logger: log,
+    });
+    log.info(
+      { address: config.server.address, port: api.port, stateDir: config.stateDir, cgroups: cgroups.mode, runtime: runtimePath, config: config.file },
+      "joblet serving",
+    );
+  } catch (err) {
+    jobs?.close();
+    store?.close();
+    releaseLock();
+    throw err;
+  }
+  const [serving, service, db] = [api, jobs, store];
+  return {
+    port: serving.port,
+    close: async () => {
+      await serving.close();
+      service.close();
+      db.close();
+      releaseLock();
+    },
+  };
+}
+
+/** Resolves a program name via PATH (or checks an absolute path); the error names the config key. */
+function findExecutable(name: string, key: string, what: string): string {
+  const candidates = name.includes("/") ? [name] : (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").map((d) => path.join(d, name));
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {
+      // try the next
+    }
+  }
+  throw new JobletError("FAILED_PRECONDITION", `${key}: ${JSON.stringify(name)} is not an executable on this host`, {
+    hint: `install ${what} or set ${key} to its absolute path`,
+  });
+}
+
+/** Makes sure one daemon at a time uses a state dir; a lock left by a dead process is taken over. */
+function lockStateDir(stateDir: string): () => void {
+  const file = path.join(stateDir, "joblet.pid");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, "wx", 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const pid = Number.parseInt(readFileSync(file, "utf8"), 10);
+      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
+        throw new JobletError("FAILED_PRECONDITION", `another joblet (pid ${pid}) uses the state dir ${stateDir}`, {
+          hint: "stop it first, or give this one another state.dir",
+        });
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new JobletError("FAILED_PRECONDITION", `cannot lock the state dir ${stateDir}`);
+}

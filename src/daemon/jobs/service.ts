@@ -1,0 +1,374 @@
+// The job service: runs, stops, lists and follows jobs. It owns the lifecycle (the state machine in
+// state.ts), persists every change before acting on it, and never keeps anything that matters only in
+// memory: on start it rebuilds its view from the store, conmon's exit files and the runtime.
+import path from "node:path";
+import type { Logger } from "pino";
+import { JobletError } from "../../shared/errors.js";
+import { newJobId, validateIdPrefix } from "../../shared/ids.js";
+import type { DaemonConfig } from "../../shared/config/daemon.js";
+import { blockDeviceFor } from "../cgroups/blockdev.js";
+import { formatCpuList, onlineCpus, onlineMems, validateCpuCores } from "../cgroups/cpuset.js";
+import type { CgroupManager } from "../cgroups/manager.js";
+import { readLog, type LogChunk } from "../logs/reader.js";
+import type { JobRuntime } from "../runtime/job-runtime.js";
+import type { JobResources } from "../runtime/spec.js";
+import type { JobLimits, JobRecord } from "../store/record.js";
+import type { JobPatch, JobStore } from "../store/store.js";
+import { signalName } from "./signals.js";
+import { assertTransition, isFinal } from "./state.js";
+import { validateRunRequest, type RunRequest } from "./validate.js";
+
+/** CFS period, microseconds: quota = percent × 1000 µs per 100 ms period. */
+const CPU_PERIOD_US = 100_000;
+/** How long to wait for a job to end after SIGKILL before reporting a bug, milliseconds. */
+const KILL_WAIT_MS = 10_000;
+/** How long conmon may take to drain the job's output after its PID 1 ended, milliseconds. */
+const MONITOR_DRAIN_MS = 5_000;
+const JOB_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** What the service needs. */
+export interface JobServiceDeps {
+  config: DaemonConfig;
+  store: JobStore;
+  runtime: JobRuntime;
+  cgroups: CgroupManager;
+  logger: Logger;
+}
+
+/** Runs and supervises jobs. */
+export class JobService {
+  private readonly config: DaemonConfig;
+  private readonly store: JobStore;
+  private readonly runtime: JobRuntime;
+  private readonly cgroups: CgroupManager;
+  private readonly log: Logger;
+  /** Exit handling in progress, per job: finalisation is idempotent and runs once at a time. */
+  private readonly finalizing = new Map<string, Promise<void>>();
+  /** Starts in progress, per job, so a stop can wait for the start it races with. */
+  private readonly starting = new Map<string, Promise<unknown>>();
+  private readonly finalWaiters = new Map<string, Set<() => void>>();
+  private stopWatching: (() => void) | undefined;
+
+  constructor(deps: JobServiceDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.runtime = deps.runtime;
+    this.cgroups = deps.cgroups;
+    this.log = deps.logger;
+  }
+
+  /** Reconciles unfinished jobs with the system, then watches for exits. Call once before serving. */
+  async start(): Promise<void> {
+    this.cgroups.ensureParent(this.config.cgroupParent);
+    await this.recover();
+    this.stopWatching = this.runtime.watchExits((id) => void this.finalize(id));
+  }
+
+  /** Stops watching; running jobs keep running under their monitors. */
+  close(): void {
+    this.stopWatching?.();
+  }
+
+  /** Starts a job and returns its record once its process runs. */
+  async run(req: RunRequest): Promise<JobRecord> {
+    validateRunRequest(req);
+    const limits = this.effectiveLimits(req);
+    const unfinished = this.store.countUnfinished();
+    if (unfinished >= this.config.limits.maxConcurrentJobs) {
+      throw new JobletError(
+        "RESOURCE_EXHAUSTED",
+        `${unfinished} jobs are running, the limit is joblet.maxConcurrentJobs = ${this.config.limits.maxConcurrentJobs}`,
+        { hint: "wait for a job to finish or stop one (rnx stop ID)" },
+      );
+    }
+    const id = newJobId();
+    const job: JobRecord = {
+      id,
+      command: req.command,
+      args: req.args,
+      limits,
+      status: "INITIALIZING",
+      createTime: new Date().toISOString(),
+      oomKilled: false,
+      stopRequested: false,
+    };
+    // Checked and inserted with no await in between: concurrent requests cannot both take the last slot.
+    this.store.insert(job);
+    const log = this.log.child({ jobId: id });
+    const started = this.launch(job).then(
+      () => {
+        this.transition(id, "RUNNING", { startTime: new Date().toISOString() });
+        log.info({ command: job.command, args: job.args, limits }, "job started");
+      },
+      (err: unknown) => {
+        const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
+        this.transition(id, "FAILED", { endTime: new Date().toISOString(), reason });
+        log.warn({ err }, "job failed to start");
+        throw asStartError(err, job.command);
+      },
+    );
+    this.starting.set(id, started.catch(() => undefined));
+    try {
+      await started;
+    } finally {
+      this.starting.delete(id);
+    }
+    return this.mustGet(id);
+  }
+
+  /** The record of the job `idOrPrefix` names, with live usage while it runs. */
+  status(idOrPrefix: string): JobRecord {
+    const job = this.mustGet(this.resolve(idOrPrefix));
+    return job.status === "RUNNING" ? this.withLiveUsage(job) : job;
+  }
+
+  /** All jobs, oldest first. */
+  list(): JobRecord[] {
+    return this.store.list();
+  }
+
+  /**
+   * Stops a job: SIGTERM to every process, then SIGKILL after the grace period. Returns once the job has
+   * ended and its container and cgroup are gone.
+   */
+  async stop(idOrPrefix: string, requestedBy: string): Promise<JobRecord> {
+    const id = this.resolve(idOrPrefix);
+    await this.starting.get(id);
+    const job = this.mustGet(id);
+    if (isFinal(job.status)) {
+      throw new JobletError("FAILED_PRECONDITION", `job ${id} has already ended (${job.status}); there is nothing to stop`);
+    }
+    const log = this.log.child({ jobId: id });
+    this.store.update(id, { stopRequested: true, reason: `stopped by ${requestedBy}` });
+    log.info({ requestedBy, graceMs: this.config.stopGraceMs }, "stopping job");
+    await this.runtime.kill(id, "TERM");
+    if (!(await this.waitFinal(id, this.config.stopGraceMs))) {
+      log.info("grace period over, sending SIGKILL");
+      await this.runtime.kill(id, "KILL");
+      if (!(await this.waitFinal(id, KILL_WAIT_MS))) {
+        throw new Error(`job ${id} did not end within ${KILL_WAIT_MS} ms of SIGKILL`);
+      }
+    }
+    return this.mustGet(id);
+  }
+
+  /**
+   * The job's output from byte `fromOffset` on; for a job that has not ended, follows it until it has and
+   * every byte is delivered.
+   */
+  async *logs(idOrPrefix: string, fromOffset: number, signal?: AbortSignal): AsyncGenerator<LogChunk> {
+    const id = this.resolve(idOrPrefix);
+    const job = this.mustGet(id);
+    const file = this.runtime.paths(id).logPath;
+    const follow = !isFinal(job.status);
+    try {
+      yield* readLog(file, fromOffset, {
+        follow,
+        signal,
+        isDone: () => isFinal(this.mustGet(id).status),
+      });
+    } catch (err) {
+      // A job that never started has no log file: its output is empty, not missing.
+      if (!follow && err instanceof JobletError && err.code === "NOT_FOUND") return;
+      throw err;
+    }
+  }
+
+  /** Resolves a full ID or unique prefix to the job's ID. */
+  resolve(idOrPrefix: string): string {
+    validateIdPrefix("id", idOrPrefix);
+    const ids = this.store.idsWithPrefix(idOrPrefix, 11);
+    if (ids.length === 1) return ids[0]!;
+    if (ids.length === 0) throw new JobletError("NOT_FOUND", `no job with ID ${idOrPrefix}`, { hint: "list jobs with `rnx list`" });
+    if (ids.includes(idOrPrefix)) return idOrPrefix;
+    const shown = ids.slice(0, 10).join(", ");
+    throw new JobletError("INVALID_ARGUMENT", `id: the prefix "${idOrPrefix}" matches several jobs: ${shown}${ids.length > 10 ? ", …" : ""}`, {
+      hint: "give more characters of the ID",
+    });
+  }
+
+  private effectiveLimits(req: RunRequest): JobLimits {
+    const d = this.config.limits;
+    return {
+      maxCpuPercent: req.maxCpuPercent || d.defaultCpuPercent,
+      cpuCores: req.cpuCores ? validateCpuCores(req.cpuCores, onlineCpus()) : "",
+      maxMemoryMB: req.maxMemoryMB || d.defaultMemoryMB,
+      maxIoBps: req.maxIoBps || d.defaultIoBps,
+    };
+  }
+
+  private async launch(job: JobRecord): Promise<void> {
+    const workDir = this.runtime.prepareWorkDir(job.id);
+    const l = job.limits;
+    const resources: JobResources = {
+      cpuPeriodUs: CPU_PERIOD_US,
+      limitSwap: this.cgroups.capabilities().memorySwap,
+      pidsLimit: this.config.limits.pidsLimit,
+      ...(l.maxCpuPercent > 0 && { cpuQuotaUs: (l.maxCpuPercent * CPU_PERIOD_US) / 100 }),
+      ...(l.cpuCores && { cpus: l.cpuCores, mems: formatCpuList(onlineMems()) }),
+      ...(l.maxMemoryMB > 0 && { memoryBytes: l.maxMemoryMB * 1024 * 1024 }),
+    };
+    if (l.maxIoBps > 0) {
+      const dev = blockDeviceFor(workDir);
+      resources.io = { major: dev.major, minor: dev.minor, bytesPerSec: l.maxIoBps };
+    }
+    await this.runtime.start(job.id, {
+      args: [job.command, ...job.args],
+      env: [`PATH=${JOB_PATH}`, "HOME=/work", "LANG=C.UTF-8", `JOBLET_JOB_ID=${job.id}`],
+      hostname: `job-${job.id.slice(0, 8)}`,
+      cgroupsPath: this.cgroupPath(job.id),
+      resources,
+    });
+  }
+
+  private cgroupPath(id: string): string {
+    return path.posix.join(this.config.cgroupParent, id);
+  }
+
+  /** Records the end of a job whose PID 1 exited; idempotent, one at a time per job. */
+  private finalize(id: string): Promise<void> {
+    const running = this.finalizing.get(id);
+    if (running) return running;
+    const p = this.doFinalize(id)
+      .catch((err: unknown) => this.log.error({ err, jobId: id }, "recording the end of the job failed"))
+      .finally(() => this.finalizing.delete(id));
+    this.finalizing.set(id, p);
+    return p;
+  }
+
+  private async doFinalize(id: string): Promise<void> {
+    const job = this.store.get(id);
+    if (!job || isFinal(job.status)) {
+      this.runtime.removeExitFile(id);
+      return;
+    }
+    // An exit file during INITIALIZING belongs to a failed start; run() records that.
+    if (job.status !== "RUNNING") return;
+    const code = this.runtime.exitCode(id);
+    if (code === undefined) return;
+    const log = this.log.child({ jobId: id });
+    const t0 = performance.now();
+    if (!(await this.runtime.waitMonitorExit(id, MONITOR_DRAIN_MS))) log.warn("conmon still runs after the job ended");
+    const tDrained = performance.now();
+    // Read the OOM counter and usage before the cgroup is removed with the container.
+    const cg = this.cgroupPath(id);
+    const stats = this.cgroups.stats(cg);
+    const oomKilled = (stats?.oomKills ?? 0) > 0;
+    await this.runtime.remove(id);
+    await this.cgroups.remove(cg).catch((err: unknown) => log.error({ err }, "removing the job's cgroup failed"));
+    const tRemoved = performance.now();
+
+    const status = job.stopRequested ? "STOPPED" : code === 0 && !oomKilled ? "COMPLETED" : "FAILED";
+    const patch: JobPatch = { status, endTime: new Date().toISOString(), exitCode: code, oomKilled };
+    if (stats) {
+      patch.usage = {
+        cpuTimeNs: stats.cpuTimeNs,
+        memoryPeakBytes: stats.memoryPeakBytes,
+        ioReadBytes: stats.ioReadBytes,
+        ioWriteBytes: stats.ioWriteBytes,
+      };
+    }
+    if (oomKilled) {
+      patch.signal = "SIGKILL";
+      patch.reason = `killed by the kernel's OOM killer: the job exceeded its memory limit of ${job.limits.maxMemoryMB} MB`;
+    } else if (job.stopRequested && code > 128) {
+      const name = signalName(code - 128);
+      if (name) patch.signal = name;
+    }
+    this.transition(id, status, patch);
+    log.info(
+      { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
+      "job ended",
+    );
+    this.runtime.removeExitFile(id);
+  }
+
+  private async recover(): Promise<void> {
+    for (const job of this.store.listUnfinished()) {
+      const log = this.log.child({ jobId: job.id });
+      if (job.status === "INITIALIZING") {
+        // The daemon stopped between accepting the job and seeing it run: undo, never start it again.
+        await this.runtime.remove(job.id).catch((err: unknown) => log.error({ err }, "cleanup failed"));
+        await this.cgroups.remove(this.cgroupPath(job.id)).catch((err: unknown) => log.error({ err }, "cgroup cleanup failed"));
+        this.runtime.removeExitFile(job.id);
+        this.transition(job.id, "FAILED", {
+          endTime: new Date().toISOString(),
+          reason: "the daemon stopped while the job was starting; it was cleaned up and not started again",
+        });
+        log.warn("interrupted start cleaned up");
+      } else if (this.runtime.exitCode(job.id) !== undefined) {
+        await this.finalize(job.id);
+      } else if (!this.runtime.monitorAlive(job.id)) {
+        await this.runtime.remove(job.id).catch((err: unknown) => log.error({ err }, "cleanup failed"));
+        await this.cgroups.remove(this.cgroupPath(job.id)).catch((err: unknown) => log.error({ err }, "cgroup cleanup failed"));
+        this.transition(job.id, "FAILED", {
+          endTime: new Date().toISOString(),
+          reason: "its monitor (conmon) ended without recording an exit code (was the host rebooted?)",
+        });
+        log.warn("monitor lost; job marked FAILED");
+      } else {
+        log.info("job still running; reattached");
+      }
+    }
+  }
+
+  private transition(id: string, to: JobRecord["status"], patch: JobPatch): void {
+    const job = this.mustGet(id);
+    assertTransition(id, job.status, to);
+    this.store.update(id, { ...patch, status: to });
+    if (isFinal(to)) {
+      for (const wake of this.finalWaiters.get(id) ?? []) wake();
+      this.finalWaiters.delete(id);
+    }
+  }
+
+  /** Resolves true once the job is final, false after `timeoutMs`. */
+  private waitFinal(id: string, timeoutMs: number): Promise<boolean> {
+    if (isFinal(this.mustGet(id).status)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiters = this.finalWaiters.get(id) ?? new Set();
+      this.finalWaiters.set(id, waiters);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        resolve(isFinal(this.mustGet(id).status));
+      }, timeoutMs);
+      waiters.add(wake);
+      // The exit may already be on disk: do not wait for the next scan to notice it.
+      void this.finalize(id);
+    });
+  }
+
+  private withLiveUsage(job: JobRecord): JobRecord {
+    const stats = this.cgroups.stats(this.cgroupPath(job.id));
+    if (!stats) return job;
+    return {
+      ...job,
+      usage: { cpuTimeNs: stats.cpuTimeNs, memoryPeakBytes: stats.memoryPeakBytes, ioReadBytes: stats.ioReadBytes, ioWriteBytes: stats.ioWriteBytes },
+    };
+  }
+
+  private mustGet(id: string): JobRecord {
+    const job = this.store.get(id);
+    if (!job) throw new JobletError("NOT_FOUND", `no job with ID ${id}`);
+    return job;
+  }
+}
+
+function ms(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+/** A start failure as the client should see it: a command that cannot be found is the request's fault. */
+function asStartError(err: unknown, command: string): unknown {
+  if (err instanceof JobletError && /executable file not found|no such file or directory/i.test(err.message)) {
+    return new JobletError(
+      "INVALID_ARGUMENT",
+      `command: expected a program in the job's PATH (${JOB_PATH}) or an absolute path, got ${JSON.stringify(command)} (${err.message})`,
+    );
+  }
+  return err;
+}

@@ -1,0 +1,55 @@
+// Validation of a run request. Field names are the API's (RunJobReq), so an error tells a client of any
+// language which field to fix. Sizes are capped so no request can make the daemon or a spec file absurd.
+import { invalidArgument } from "../../shared/errors.js";
+
+/** A request to run a job, as received (0 / "" = use the daemon's default). */
+export interface RunRequest {
+  command: string;
+  args: string[];
+  maxCpuPercent: number;
+  cpuCores: string;
+  maxMemoryMB: number;
+  maxIoBps: number;
+}
+
+/** Longest command, single argument, and all of them together, in bytes (Linux's MAX_ARG_STRLEN is 128 KiB). */
+export const MAX_COMMAND_BYTES = 4096;
+export const MAX_ARG_BYTES = 128 * 1024;
+export const MAX_ARGS = 4096;
+export const MAX_TOTAL_ARG_BYTES = 1024 * 1024;
+
+/** Checks every field; throws INVALID_ARGUMENT naming the first bad one. Returns the request unchanged. */
+export function validateRunRequest(req: RunRequest): RunRequest {
+  text("command", req.command, MAX_COMMAND_BYTES);
+  if (req.command.length === 0) throw invalidArgument("command", "a program name or path", req.command);
+  if (!Array.isArray(req.args) || req.args.length > MAX_ARGS) {
+    throw invalidArgument("args", `at most ${MAX_ARGS} arguments`, `${req.args?.length} arguments`);
+  }
+  let total = Buffer.byteLength(req.command);
+  req.args.forEach((a, i) => {
+    text(`args[${i}]`, a, MAX_ARG_BYTES);
+    total += Buffer.byteLength(a);
+  });
+  if (total > MAX_TOTAL_ARG_BYTES) throw invalidArgument("args", `at most ${MAX_TOTAL_ARG_BYTES} bytes in all`, `${total} bytes`);
+  nonNegative("maxCPU", req.maxCpuPercent, "percent of one CPU (100 = one CPU)");
+  nonNegative("maxMemory", req.maxMemoryMB, "megabytes");
+  nonNegative("maxIOBPS", req.maxIoBps, "bytes per second");
+  if (req.maxMemoryMB > 0 && req.maxMemoryMB < 4) {
+    throw invalidArgument("maxMemory", "0 (default) or at least 4 MB (a job cannot start in less)", req.maxMemoryMB);
+  }
+  text("cpuCores", req.cpuCores, 256);
+  return req;
+}
+
+function text(field: string, value: unknown, maxBytes: number): void {
+  if (typeof value !== "string") throw invalidArgument(field, "a string", value);
+  if (value.includes("\0")) throw invalidArgument(field, "text without NUL bytes", value);
+  if (value.includes("\ufffd")) throw invalidArgument(field, "valid UTF-8 text", value);
+  if (Buffer.byteLength(value) > maxBytes) throw invalidArgument(field, `at most ${maxBytes} bytes`, `${Buffer.byteLength(value)} bytes`);
+}
+
+function nonNegative(field: string, value: unknown, unit: string): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    throw invalidArgument(field, `a non-negative integer (${unit}; 0 = the server's default)`, value);
+  }
+}
