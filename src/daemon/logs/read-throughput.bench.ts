@@ -1,7 +1,9 @@
 // Measures readLog throughput on a large k8s-file log and the cost of resuming from an offset with a cold and
 // a warm offset index. Run: node --import tsx src/daemon/logs/read-throughput.bench.ts [MiB] [lineBytes...]
-// (defaults: 1024 MiB of file, lines of 100 bytes and conmon's 8 KiB partial records). The file is written
-// to the OS temp dir and removed afterwards; reads come from the page cache (the case of recent logs).
+// (defaults: 1024 MiB of file, lines of 100 bytes and conmon's 8 KiB partial records), each with all output
+// on stdout and with one line in 5 on stderr (chunks never mix streams, so that mix yields many more,
+// smaller chunks). The file is written to the OS temp dir and removed afterwards; reads come from the page
+// cache (the case of recent logs).
 import { closeSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,8 +15,8 @@ const MiB = 1 << 20;
 const fileMiB = Number(process.argv[2] ?? 1024);
 const lineSizes = process.argv.length > 3 ? process.argv.slice(3).map(Number) : [100, 8192];
 
-// Writes about fileMiB of log: a 4 MiB block of records (both streams) repeated.
-function writeLog(p: string, lineBytes: number): void {
+// Writes about fileMiB of log: a 4 MiB block of records repeated; every stderrEvery-th line on stderr (0: none).
+function writeLog(p: string, lineBytes: number, stderrEvery: number): void {
   const parts: Buffer[] = [];
   let size = 0;
   let i = 0;
@@ -22,7 +24,7 @@ function writeLog(p: string, lineBytes: number): void {
     const line = Buffer.alloc(lineBytes, 0x61 + (i % 26));
     // A line of lineBytes - 1 bytes plus its newline; 8 KiB lines become one P record (no newline).
     if (lineBytes < 8192) line[lineBytes - 1] = 0x0a;
-    const rec = encodeK8sOutput(i % 5 === 0 ? "stderr" : "stdout", line, 8192);
+    const rec = encodeK8sOutput(stderrEvery > 0 && i % stderrEvery === 0 ? "stderr" : "stdout", line, 8192);
     parts.push(rec);
     size += rec.length;
     i++;
@@ -53,17 +55,17 @@ async function firstChunkMs(p: string, from: number): Promise<number> {
   return performance.now() - t0;
 }
 
-for (const lineBytes of lineSizes) {
+for (const [lineBytes, stderrEvery] of lineSizes.flatMap((n) => [[n, 0], [n, 5]] as const)) {
   const p = path.join(tmpdir(), `joblet-log-bench-${process.pid}.log`);
   try {
-    writeLog(p, lineBytes);
+    writeLog(p, lineBytes, stderrEvery);
     const fileBytes = statSync(p).size;
     clearIndexCache();
     const cold = await timeRead(p, 0);
     const warm = await timeRead(p, 0);
     const mibps = (bytes: number, ms: number): string => ((bytes / MiB / ms) * 1000).toFixed(0);
     console.log(
-      `lines of ${lineBytes} B: file ${(fileBytes / MiB).toFixed(0)} MiB, output ${(cold.bytes / MiB).toFixed(0)} MiB in ${cold.chunks} chunks`,
+      `lines of ${lineBytes} B, ${stderrEvery > 0 ? `1 in ${stderrEvery} on stderr` : "all on stdout"}: file ${(fileBytes / MiB).toFixed(0)} MiB, output ${(cold.bytes / MiB).toFixed(0)} MiB in ${cold.chunks} chunks`,
     );
     console.log(
       `  read all from 0: ${cold.ms.toFixed(0)} ms cold index (${mibps(cold.bytes, cold.ms)} MiB/s output, ${mibps(fileBytes, cold.ms)} MiB/s file), ` +
