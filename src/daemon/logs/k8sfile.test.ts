@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { decodeK8sRecords, encodeK8sOutput, encodeK8sRecord, formatK8sTime, type LogStream } from "./k8sfile.js";
+import { decodeK8sRecords, encodeK8sOutput, encodeK8sRecord, formatK8sTime, MAX_LINE_BYTES, type LogStream } from "./k8sfile.js";
 
 const T = "2026-11-27T20:46:40.942287139+00:00";
 
@@ -73,6 +73,13 @@ describe("decodeK8sRecords", () => {
     assert.equal(batch.malformedLines, 6);
     assert.equal(Buffer.concat(batch.records.map((r) => r.data)).toString(), "good1\ngood2\n");
     assert.equal(batch.consumedBytes, file.length);
+  });
+
+  it("treats a line longer than MAX_LINE_BYTES as malformed even when complete", () => {
+    const long = encodeK8sRecord("stdout", Buffer.alloc(MAX_LINE_BYTES, "x"), false);
+    const batch = decodeK8sRecords(Buffer.concat([long, encodeK8sRecord("stderr", Buffer.from("ok"), false)]));
+    assert.equal(batch.malformedLines, 1);
+    assert.deepEqual(batch.records.map((r) => r.data.toString()), ["ok\n"]);
   });
 
   it("round-trips random binary data of both streams interleaved, byte-exact", () => {

@@ -45,6 +45,14 @@ const MIN_TIME_BYTES = 20;
 const MAX_TIME_BYTES = 40;
 
 /**
+ * A line longer than this (without its newline) is malformed by definition: conmon splits data at its
+ * 8 KiB read buffer, so real records are a few KiB. Readers rely on the bound to drop a corrupted stretch
+ * without newlines instead of buffering it; the decoder applies it too, so that every reader decodes the
+ * same lines whatever the block boundaries it read them with.
+ */
+export const MAX_LINE_BYTES = 8 << 20;
+
+/**
  * Decodes the complete lines of `buf`, whose first byte is at file position `fileStart` and output offset
  * `outputStart` (it must start at a line start); an incomplete last line is left unconsumed. Malformed
  * lines are skipped and counted, never thrown on: a corrupted line must not make a log unreadable.
@@ -106,7 +114,7 @@ export class K8sScan {
     for (;;) {
       const nl = buf.indexOf(NL, lineStart);
       if (nl < 0) break;
-      const header = parseHeader(buf, lineStart, nl);
+      const header = nl - lineStart > MAX_LINE_BYTES ? -1 : parseHeader(buf, lineStart, nl);
       if (header < 0) malformed++;
       else {
         if (count === this.stream.length) this.grow();

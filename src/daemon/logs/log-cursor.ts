@@ -2,7 +2,7 @@
 // keeping the unfinished last line for the next read and extending the file's shared offset index.
 import { open, type FileHandle } from "node:fs/promises";
 import { JobletError } from "../../shared/errors.js";
-import { K8sScan } from "./k8sfile.js";
+import { K8sScan, MAX_LINE_BYTES } from "./k8sfile.js";
 import { indexFor, type OffsetIndex } from "./offset-index.js";
 
 /** Bytes per read while catching up; 1 MiB amortises the syscall and the per-read bookkeeping. */
@@ -11,11 +11,6 @@ export const READ_BLOCK_BYTES = 1 << 20;
 // wake-ups) and grows them when a read fills the block, so thousands of idle followers do not each hold a
 // 1 MiB buffer.
 const FIRST_TAIL_BLOCK_BYTES = 64 << 10;
-/**
- * A line longer than this is malformed by definition: conmon splits data at its 8 KiB read buffer, so
- * real records are a few KiB. The bound keeps a corrupted file without newlines from filling memory.
- */
-export const MAX_LINE_BYTES = 8 << 20;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -130,6 +125,7 @@ export class LogCursor {
 
     const rest = data.subarray(scan.consumedBytes);
     if (rest.length > MAX_LINE_BYTES) {
+      // Malformed whatever follows (the decoder rejects such lines too): drop it instead of buffering it.
       malformedLines++;
       this.skipReadPos = this.filePos + rest.length;
       this.carry = EMPTY;

@@ -42,7 +42,9 @@ const DEFAULT_POLL_MS = 100;
  * Yields the output of the log at `filePath` from output offset `fromOffset` on, in file order, as chunks
  * of one stream of at most `maxChunkBytes` each. Without `follow` it ends at the end of the complete
  * records (nothing when `fromOffset` is beyond them) and throws NOT_FOUND if the file does not exist; with
- * `follow` it waits for the file to appear and grow.
+ * `follow` it waits for the file to appear and for the output to reach `fromOffset`. Options are checked
+ * (INVALID_ARGUMENT) on the first `next()`. A consumer that stops early must call `return()` (a `break` in
+ * `for await` does) to release the file.
  */
 export async function* readLog(
   filePath: string,
@@ -135,7 +137,9 @@ export async function totalOutputBytes(filePath: string): Promise<number> {
   const cursor = await LogCursor.open(filePath, Number.MAX_SAFE_INTEGER);
   if (cursor === null) return 0;
   try {
-    while ((await cursor.next()).advanced);
+    while ((await cursor.next()).advanced) {
+      // Each read decodes one more block; the cursor keeps the running offset and extends the index.
+    }
     return cursor.offset;
   } finally {
     await cursor.close();
