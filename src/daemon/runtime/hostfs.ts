@@ -2,7 +2,7 @@
 // jobs: an empty read-only root filesystem with mount points and the host's top-level links into /usr, and a
 // minimal /etc. The host's own /etc is never exposed: /etc/shadow, the daemon's config and private keys stay
 // out of reach.
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /** What a job's spec needs from the host layout. */
@@ -16,6 +16,8 @@ export interface HostFs {
 // Top-level entries that on merged-/usr hosts are links into /usr and elsewhere real directories.
 const LIB_DIRS = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 const MOUNT_POINTS = ["usr", "etc", "work", "tmp", "proc", "dev", "sys"];
+// Mode of the job's /tmp: sticky and world-writable, as on any host.
+const TMP_MODE = 0o1777;
 
 const PASSWD = "root:x:0:0:root:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 const GROUP = "root:x:0:\nnogroup:x:65534:\n";
@@ -31,6 +33,10 @@ export function prepareHostFs(stateDir: string, hostRoot = "/"): HostFs {
   mkdirSync(rootfsDir, { recursive: true, mode: 0o755 });
   const extraRoBinds: string[] = [];
   for (const dir of MOUNT_POINTS) mkdirSync(path.join(rootfsDir, dir), { recursive: true, mode: 0o755 });
+  // runc gives a tmpfs the mode of the directory it is mounted on, overriding the spec's `mode=1777`: the
+  // mount point itself must be world-writable and sticky, or only root could write the job's /tmp.
+  // chmod, not mkdir's mode: that one is masked by the umask, cannot set the sticky bit, and skips old dirs.
+  chmodSync(path.join(rootfsDir, "tmp"), TMP_MODE);
   for (const name of LIB_DIRS) {
     const host = path.join(hostRoot, name);
     const inRootfs = path.join(rootfsDir, name);
