@@ -39,7 +39,6 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       runtimePath,
       conmonPath,
       hostFs,
-      network: config.network,
       tmpBytes: config.limits.tmpSizeBytes,
     });
     jobs = new JobService({ config, store, runtime, cgroups, logger: log });

@@ -44,7 +44,7 @@ export async function runCommand(
   };
   process.on("SIGINT", onInterrupt);
   try {
-    const job = await client.runJob({ command, args: [...args], ...limits });
+    const job = await client.runJob({ command, args: [...args], ...limits, timeoutMs: 0, env: [], workdir: "", network: "" });
     jobId = job.id;
     if (flags.detach) {
       io.stdout.write(`${job.id}\n`);

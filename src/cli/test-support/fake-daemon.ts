@@ -15,6 +15,7 @@ import {
   type JobletServiceServer,
   type RunJobReq,
   type StopJobRes,
+  DeleteJobRes,
 } from "../../shared/proto/joblet.js";
 import { generatePki, roleFromOU, type Pki } from "../../shared/tls/certs.js";
 
@@ -23,6 +24,7 @@ export interface FakeHandlers {
   runJob?: (req: RunJobReq) => Job | Promise<Job>;
   getJobStatus?: (id: string) => Job | Promise<Job>;
   stopJob?: (id: string) => StopJobRes | Promise<StopJobRes>;
+  deleteJob?: (id: string) => DeleteJobRes | Promise<DeleteJobRes>;
   listJobs?: () => Job[] | Promise<Job[]>;
   /** Writes chunks to the call and resolves when the stream should end; `signal` aborts when the client cancels. */
   getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>, signal: AbortSignal) => Promise<void>;
@@ -61,6 +63,10 @@ export function fakeJob(fields: Partial<Job> = {}): Job {
     reason: "",
     usage: undefined,
     createTime: "2025-01-02T03:04:04Z",
+    timeoutMs: 0,
+    timedOut: false,
+    workdir: "",
+    network: "",
     ...fields,
   };
 }
@@ -162,6 +168,7 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
     runJob: unary("runJob", h.runJob),
     getJobStatus: unary("getJobStatus", h.getJobStatus && ((r: { id: string }) => h.getJobStatus!(r.id))),
     stopJob: unary("stopJob", h.stopJob && ((r: { id: string }) => h.stopJob!(r.id))),
+    deleteJob: unary("deleteJob", h.deleteJob && ((r: { id: string }) => h.deleteJob!(r.id))),
     listJobs: unary("listJobs", h.listJobs && (async () => ({ jobs: await h.listJobs!() }))),
     getJobLogs: (call: grpc.ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       calls.push(["getJobLogs", call.request]);

@@ -13,10 +13,10 @@ export interface Caller {
 }
 
 /** The API's RPC names, as in the method paths `/joblet.JobletService/<Rpc>`. */
-export type Rpc = "RunJob" | "GetJobStatus" | "StopJob" | "GetJobLogs" | "ListJobs";
+export type Rpc = "RunJob" | "GetJobStatus" | "StopJob" | "GetJobLogs" | "ListJobs" | "DeleteJob";
 
 const ALLOWED: Readonly<Record<CertRole, ReadonlySet<Rpc>>> = {
-  admin: new Set<Rpc>(["RunJob", "GetJobStatus", "StopJob", "GetJobLogs", "ListJobs"]),
+  admin: new Set<Rpc>(["RunJob", "GetJobStatus", "StopJob", "GetJobLogs", "ListJobs", "DeleteJob"]),
   viewer: new Set<Rpc>(["GetJobStatus", "GetJobLogs", "ListJobs"]),
 };
 

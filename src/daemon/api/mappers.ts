@@ -12,6 +12,10 @@ export function toRunRequest(req: RunJobReq): RunRequest {
     cpuCores: req.cpuCores,
     maxMemoryMB: req.maxMemory,
     maxIoBps: req.maxIOBPS,
+    timeoutMs: req.timeoutMs,
+    env: req.env,
+    workdir: req.workdir,
+    network: req.network,
   };
 }
 
@@ -34,5 +38,9 @@ export function toJob(j: JobRecord): Job {
     reason: j.reason ?? "",
     usage: j.usage,
     createTime: j.createTime,
+    timeoutMs: j.timeoutMs,
+    timedOut: j.timedOut,
+    workdir: j.workdir,
+    network: j.network,
   };
 }

@@ -7,6 +7,8 @@ import {
   JobletServiceService,
   Stream,
   type DataChunk,
+  type DeleteJobReq,
+  type DeleteJobRes,
   type EmptyRequest,
   type GetJobLogsReq,
   type GetJobStatusReq,
@@ -104,6 +106,7 @@ function handlers(jobs: JobService, log: Logger): JobletServiceServer {
       return { id: j.id, status: j.status, endTime: j.endTime ?? "", exitCode: j.exitCode ?? 0 };
     }),
     listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
+    deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", (req) => ({ id: jobs.delete(req.id) })),
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       void streamLogs(call, jobs, log);
     },

@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { JobletError } from "../../shared/errors.js";
 import { newJobId, validateIdPrefix } from "../../shared/ids.js";
+import { formatDurationMs } from "../../shared/units.js";
 import type { DaemonConfig } from "../../shared/config/daemon.js";
 import { blockDeviceFor } from "../cgroups/blockdev.js";
 import { formatCpuList, onlineCpus, onlineMems, validateCpuCores } from "../cgroups/cpuset.js";
@@ -25,6 +26,8 @@ const KILL_WAIT_MS = 10_000;
 /** How long conmon may take to drain the job's output after its PID 1 ended, milliseconds. */
 const MONITOR_DRAIN_MS = 5_000;
 const JOB_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** How often finished jobs are pruned by age even when no job ends, milliseconds. */
+const PRUNE_INTERVAL_MS = 3_600_000;
 
 /** What the service needs. */
 export interface JobServiceDeps {
@@ -47,7 +50,10 @@ export class JobService {
   /** Starts in progress, per job, so a stop can wait for the start it races with. */
   private readonly starting = new Map<string, Promise<unknown>>();
   private readonly finalWaiters = new Map<string, Set<() => void>>();
+  /** Armed job timeouts; a timeout is also re-armed from the record after a daemon restart. */
+  private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: JobServiceDeps) {
     this.config = deps.config;
@@ -62,11 +68,17 @@ export class JobService {
     this.cgroups.ensureParent(this.config.cgroupParent);
     await this.recover();
     this.stopWatching = this.runtime.watchExits((id) => void this.finalize(id));
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
   }
 
-  /** Stops watching; running jobs keep running under their monitors. */
+  /** Stops watching and disarms timers; running jobs keep running under their monitors. */
   close(): void {
     this.stopWatching?.();
+    clearInterval(this.pruneTimer);
+    for (const t of this.timeouts.values()) clearTimeout(t);
+    this.timeouts.clear();
   }
 
   /** Starts a job and returns its record once its process runs. */
@@ -91,14 +103,19 @@ export class JobService {
       createTime: new Date().toISOString(),
       oomKilled: false,
       stopRequested: false,
+      timeoutMs: req.timeoutMs || this.config.jobTimeoutMs,
+      timedOut: false,
+      workdir: req.workdir.replace(/\/+$/, ""),
+      network: (req.network || this.config.network) as JobRecord["network"],
     };
     // Checked and inserted with no await in between: concurrent requests cannot both take the last slot.
     this.store.insert(job);
     const log = this.log.child({ jobId: id });
-    const started = this.launch(job).then(
+    const started = this.launch(job, req.env).then(
       () => {
         this.transition(id, "RUNNING", { startTime: new Date().toISOString() });
-        log.info({ command: job.command, args: job.args, limits }, "job started");
+        this.armTimeout(this.mustGet(id));
+        log.info({ command: job.command, args: job.args, limits, timeoutMs: job.timeoutMs }, "job started");
       },
       (err: unknown) => {
         const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
@@ -132,15 +149,62 @@ export class JobService {
    * ended and its container and cgroup are gone.
    */
   async stop(idOrPrefix: string, requestedBy: string): Promise<JobRecord> {
+    return this.terminate(this.resolve(idOrPrefix), `stopped by ${requestedBy}`, false);
+  }
+
+  /** Deletes a finished job's record, log and work dir. */
+  delete(idOrPrefix: string): string {
     const id = this.resolve(idOrPrefix);
+    const job = this.mustGet(id);
+    if (!isFinal(job.status)) {
+      throw new JobletError("FAILED_PRECONDITION", `job ${id} is ${job.status}; stop it before deleting it`, { hint: `rnx stop ${id}` });
+    }
+    this.forget(id);
+    return id;
+  }
+
+  private forget(id: string): void {
+    this.store.delete(id);
+    this.runtime.forget(id);
+  }
+
+  /** Deletes finished jobs beyond joblet.retention (count and age), oldest first. */
+  private prune(): void {
+    const { maxJobs, maxAgeMs } = this.config.retention;
+    const before = maxAgeMs > 0 ? new Date(Date.now() - maxAgeMs).toISOString() : undefined;
+    const ids = this.store.finishedToPrune(maxJobs, before);
+    for (const id of ids) {
+      try {
+        this.forget(id);
+      } catch (err) {
+        this.log.error({ err, jobId: id }, "pruning the job failed");
+      }
+    }
+    if (ids.length) this.log.info({ pruned: ids.length, maxJobs, maxAgeMs }, "pruned finished jobs");
+  }
+
+  private armTimeout(job: JobRecord): void {
+    if (job.timeoutMs <= 0 || job.status !== "RUNNING" || !job.startTime) return;
+    const remainingMs = Math.max(0, Date.parse(job.startTime) + job.timeoutMs - Date.now());
+    const timer = setTimeout(() => {
+      this.timeouts.delete(job.id);
+      this.terminate(job.id, `timed out after ${formatDurationMs(job.timeoutMs)}`, true).catch((err: unknown) => {
+        if (!(err instanceof JobletError && err.code === "FAILED_PRECONDITION")) this.log.error({ err, jobId: job.id }, "stopping the job at its timeout failed");
+      });
+    }, remainingMs);
+    this.timeouts.set(job.id, timer);
+  }
+
+  /** A polite then forced stop; `reason` is recorded; `timedOut` marks a stop by the job's timeout. */
+  private async terminate(id: string, reason: string, timedOut: boolean): Promise<JobRecord> {
     await this.starting.get(id);
     const job = this.mustGet(id);
     if (isFinal(job.status)) {
       throw new JobletError("FAILED_PRECONDITION", `job ${id} has already ended (${job.status}); there is nothing to stop`);
     }
     const log = this.log.child({ jobId: id });
-    this.store.update(id, { stopRequested: true, reason: `stopped by ${requestedBy}` });
-    log.info({ requestedBy, graceMs: this.config.stopGraceMs }, "stopping job");
+    this.store.update(id, { stopRequested: true, reason, timedOut });
+    log.info({ reason, graceMs: this.config.stopGraceMs }, "stopping job");
     await this.runtime.kill(id, "TERM");
     if (!(await this.waitFinal(id, this.config.stopGraceMs))) {
       log.info("grace period over, sending SIGKILL");
@@ -197,8 +261,8 @@ export class JobService {
     };
   }
 
-  private async launch(job: JobRecord): Promise<void> {
-    const workDir = this.runtime.prepareWorkDir(job.id);
+  private async launch(job: JobRecord, extraEnv: readonly string[]): Promise<void> {
+    const workDir = this.runtime.prepareWorkDir(job.id, job.workdir);
     const l = job.limits;
     const resources: JobResources = {
       cpuPeriodUs: CPU_PERIOD_US,
@@ -214,9 +278,11 @@ export class JobService {
     }
     await this.runtime.start(job.id, {
       args: [job.command, ...job.args],
-      env: [`PATH=${JOB_PATH}`, "HOME=/work", "LANG=C.UTF-8", `JOBLET_JOB_ID=${job.id}`],
+      env: jobEnv(job.id, extraEnv),
+      cwd: job.workdir ? `/work/${job.workdir}` : "/work",
       hostname: `job-${job.id.slice(0, 8)}`,
       cgroupsPath: this.cgroupPath(job.id),
+      network: job.network,
       resources,
     });
   }
@@ -275,12 +341,15 @@ export class JobService {
       const name = signalName(code - 128);
       if (name) patch.signal = name;
     }
+    clearTimeout(this.timeouts.get(id));
+    this.timeouts.delete(id);
     this.transition(id, status, patch);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",
     );
     this.runtime.removeExitFile(id);
+    this.prune();
   }
 
   private async recover(): Promise<void> {
@@ -307,6 +376,7 @@ export class JobService {
         });
         log.warn("monitor lost; job marked FAILED");
       } else {
+        this.armTimeout(job);
         log.info("job still running; reattached");
       }
     }
@@ -356,6 +426,18 @@ export class JobService {
     if (!job) throw new JobletError("NOT_FOUND", `no job with ID ${id}`);
     return job;
   }
+}
+
+/**
+ * A job's environment, built from scratch (nothing of the daemon's own leaks in): the defaults, then the
+ * request's entries, a later entry replacing an earlier one with the same key.
+ */
+function jobEnv(id: string, extra: readonly string[]): string[] {
+  const env = new Map<string, string>();
+  for (const e of [`PATH=${JOB_PATH}`, "HOME=/work", "LANG=C.UTF-8", `JOBLET_JOB_ID=${id}`, ...extra]) {
+    env.set(e.slice(0, e.indexOf("=")), e);
+  }
+  return [...env.values()];
 }
 
 function ms(n: number): number {

@@ -16,7 +16,6 @@ export interface JobRuntimeOptions {
   runtimePath: string;
   conmonPath: string;
   hostFs: HostFs;
-  network: "host" | "none";
   tmpBytes: number;
 }
 
@@ -24,8 +23,11 @@ export interface JobRuntimeOptions {
 export interface JobLaunch {
   args: string[];
   env: string[];
+  /** Working directory inside the job (/work or below). */
+  cwd: string;
   hostname: string;
   cgroupsPath: string;
+  network: "host" | "none";
   resources: JobResources;
 }
 
@@ -53,11 +55,22 @@ export class JobRuntime {
     return path.join(this.opts.jobsDir, id, "work");
   }
 
-  /** Creates the work dir (before limits that depend on its device are computed). */
-  prepareWorkDir(id: string): string {
+  /**
+   * Creates the work dir and, inside it, the working directory `relDir` (already validated: relative, no
+   * "..", no empty segments). The work dir is new and empty, so no path component can be a symlink.
+   */
+  prepareWorkDir(id: string, relDir = ""): string {
     const dir = this.workDir(id);
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (relDir) mkdirSync(path.join(dir, relDir), { recursive: true, mode: 0o755 });
     return dir;
+  }
+
+  /** Deletes everything kept for a finished job: its work dir and log. */
+  forget(id: string): void {
+    if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
+    rmSync(path.join(this.opts.jobsDir, id), { recursive: true, force: true });
+    rmSync(this.paths(id).logPath, { force: true });
   }
 
   /**
@@ -74,7 +87,6 @@ export class JobRuntime {
       etcDir: this.opts.hostFs.etcDir,
       extraRoBinds: this.opts.hostFs.extraRoBinds,
       workDir: this.workDir(id),
-      network: this.opts.network,
       tmpBytes: this.opts.tmpBytes,
     });
     const tmp = path.join(p.bundleDir, "config.json.tmp");

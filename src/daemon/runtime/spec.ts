@@ -23,6 +23,8 @@ export interface JobSpecInput {
   /** The job's process: args[0] is looked up in PATH inside the job when not absolute. */
   args: string[];
   env: string[];
+  /** Working directory inside the job: /work or a directory below it. */
+  cwd: string;
   hostname: string;
   /** Absolute path of the (shared, read-only) root filesystem directory. */
   rootfsDir: string;
@@ -118,7 +120,7 @@ export function buildJobSpec(input: JobSpecInput): Record<string, unknown> {
       user: { uid: 0, gid: 0 },
       args: input.args,
       env: input.env,
-      cwd: "/work",
+      cwd: input.cwd,
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: true,
     },

@@ -41,4 +41,11 @@ export interface JobRecord {
   /** A user asked to stop it: its end is STOPPED whatever its exit code. */
   stopRequested: boolean;
   usage?: JobUsage;
+  /** Stopped this long after it started, ms; 0 = never. */
+  timeoutMs: number;
+  /** It was stopped because it ran past its timeout. */
+  timedOut: boolean;
+  /** Working directory relative to /work ("" = /work itself). */
+  workdir: string;
+  network: "host" | "none";
 }

@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { test } from "node:test";
 import type { JobRecord } from "./record.js";
 import { SqliteJobStore } from "./sqlite.js";
+
+const require = createRequire(import.meta.url);
 
 const job = (id: string, over: Partial<JobRecord> = {}): JobRecord => ({
   id,
@@ -15,6 +18,10 @@ const job = (id: string, over: Partial<JobRecord> = {}): JobRecord => ({
   createTime: "2026-11-27T20:00:00.000Z",
   oomKilled: false,
   stopRequested: false,
+  timeoutMs: 0,
+  timedOut: false,
+  workdir: "",
+  network: "host",
   ...over,
 });
 
@@ -74,6 +81,46 @@ test("records survive closing and reopening the file", () => {
     const b = new SqliteJobStore(file);
     assert.equal(b.get("ee000000-0000-0000-0000-000000000001")?.command, "echo");
     b.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("pruning picks finished jobs beyond the newest N and those that ended too long ago, never unfinished ones", () => {
+  const s = new SqliteJobStore(":memory:");
+  const ids = [1, 2, 3, 4, 5].map((n) => `00000000-0000-0000-0000-00000000000${n}`);
+  s.insert(job(ids[0]!, { status: "COMPLETED", endTime: "2026-01-01T00:00:00.000Z" }));
+  s.insert(job(ids[1]!, { status: "RUNNING" }));
+  s.insert(job(ids[2]!, { status: "FAILED", endTime: "2026-11-01T00:00:00.000Z" }));
+  s.insert(job(ids[3]!, { status: "STOPPED", endTime: "2026-11-02T00:00:00.000Z" }));
+  s.insert(job(ids[4]!, { status: "COMPLETED", endTime: "2026-11-03T00:00:00.000Z" }));
+  assert.deepEqual(s.finishedToPrune(2, undefined), [ids[0], ids[2]]);
+  assert.deepEqual(s.finishedToPrune(10, "2026-11-01T12:00:00.000Z"), [ids[0], ids[2]]);
+  assert.deepEqual(s.finishedToPrune(10, undefined), []);
+  assert.deepEqual(s.finishedToPrune(0, undefined).sort(), [ids[0], ids[2], ids[3], ids[4]].sort());
+  assert.equal(s.delete(ids[0]!), true);
+  assert.equal(s.delete(ids[0]!), false);
+  assert.equal(s.get(ids[0]!), undefined);
+});
+
+test("a database from before the added columns is upgraded in place", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-store-"));
+  try {
+    const file = path.join(dir, "old.db");
+    const raw = new (require("better-sqlite3"))(file);
+    raw.exec(`CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, command TEXT NOT NULL,
+      args TEXT NOT NULL, max_cpu INTEGER NOT NULL, cpu_cores TEXT NOT NULL, max_memory INTEGER NOT NULL,
+      max_iobps INTEGER NOT NULL, status TEXT NOT NULL, create_time TEXT NOT NULL, start_time TEXT, end_time TEXT,
+      exit_code INTEGER, signal TEXT, oom_killed INTEGER NOT NULL DEFAULT 0, reason TEXT,
+      stop_requested INTEGER NOT NULL DEFAULT 0, usage TEXT)`);
+    raw.exec(`INSERT INTO jobs (id, command, args, max_cpu, cpu_cores, max_memory, max_iobps, status, create_time)
+      VALUES ('ff000000-0000-0000-0000-000000000001', 'true', '[]', 0, '', 0, 0, 'COMPLETED', '2026-01-01T00:00:00.000Z')`);
+    raw.close();
+    const s = new SqliteJobStore(file);
+    const j = s.get("ff000000-0000-0000-0000-000000000001");
+    assert.equal(j?.network, "host");
+    assert.equal(j?.timeoutMs, 0);
+    s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

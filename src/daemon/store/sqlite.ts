@@ -23,10 +23,22 @@ CREATE TABLE IF NOT EXISTS jobs (
   oom_killed     INTEGER NOT NULL DEFAULT 0,
   reason         TEXT,
   stop_requested INTEGER NOT NULL DEFAULT 0,
-  usage          TEXT                      -- JSON JobUsage
+  usage          TEXT,                     -- JSON JobUsage
+  timeout_ms     INTEGER NOT NULL DEFAULT 0,
+  timed_out      INTEGER NOT NULL DEFAULT 0,
+  workdir        TEXT NOT NULL DEFAULT '',
+  network        TEXT NOT NULL DEFAULT 'host'
 );
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(status) WHERE status IN ('INITIALIZING', 'RUNNING');
 `;
+
+/** Columns added after the first release of the schema, with their declarations. */
+const ADDED_COLUMNS: readonly [string, string][] = [
+  ["timeout_ms", "INTEGER NOT NULL DEFAULT 0"],
+  ["timed_out", "INTEGER NOT NULL DEFAULT 0"],
+  ["workdir", "TEXT NOT NULL DEFAULT ''"],
+  ["network", "TEXT NOT NULL DEFAULT 'host'"],
+];
 
 interface Row {
   id: string;
@@ -46,6 +58,10 @@ interface Row {
   reason: string | null;
   stop_requested: number;
   usage: string | null;
+  timeout_ms: number;
+  timed_out: number;
+  workdir: string;
+  network: "host" | "none";
 }
 
 const UNFINISHED = "status IN ('INITIALIZING', 'RUNNING')";
@@ -61,18 +77,24 @@ export class SqliteJobStore implements JobStore {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    this.addMissingColumns();
     this.stmts = {
       insert: this.db.prepare(
         `INSERT INTO jobs (id, command, args, max_cpu, cpu_cores, max_memory, max_iobps, status, create_time, start_time,
-           end_time, exit_code, signal, oom_killed, reason, stop_requested, usage)
+           end_time, exit_code, signal, oom_killed, reason, stop_requested, usage, timeout_ms, timed_out, workdir, network)
          VALUES (@id, @command, @args, @max_cpu, @cpu_cores, @max_memory, @max_iobps, @status, @create_time, @start_time,
-           @end_time, @exit_code, @signal, @oom_killed, @reason, @stop_requested, @usage)`,
+           @end_time, @exit_code, @signal, @oom_killed, @reason, @stop_requested, @usage, @timeout_ms, @timed_out, @workdir, @network)`,
       ),
       get: this.db.prepare("SELECT * FROM jobs WHERE id = ?"),
       prefix: this.db.prepare("SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"),
       list: this.db.prepare("SELECT * FROM jobs ORDER BY seq"),
       unfinished: this.db.prepare(`SELECT * FROM jobs WHERE ${UNFINISHED} ORDER BY seq`),
       countUnfinished: this.db.prepare(`SELECT count(*) AS n FROM jobs WHERE ${UNFINISHED}`),
+      delete: this.db.prepare("DELETE FROM jobs WHERE id = ?"),
+      pruneByCount: this.db.prepare(
+        `SELECT id FROM jobs WHERE NOT ${UNFINISHED} ORDER BY seq DESC LIMIT -1 OFFSET ?`,
+      ),
+      pruneByAge: this.db.prepare(`SELECT id FROM jobs WHERE NOT ${UNFINISHED} AND end_time < ? ORDER BY seq`),
     };
   }
 
@@ -118,8 +140,27 @@ export class SqliteJobStore implements JobStore {
     if (patch.reason !== undefined) set("reason", patch.reason);
     if (patch.stopRequested !== undefined) set("stop_requested", patch.stopRequested ? 1 : 0);
     if (patch.usage !== undefined) set("usage", JSON.stringify(patch.usage));
+    if (patch.timedOut !== undefined) set("timed_out", patch.timedOut ? 1 : 0);
     if (cols.length === 0) return;
     this.db.prepare(`UPDATE jobs SET ${cols.join(", ")} WHERE id = @id`).run(values);
+  }
+
+  /** Brings a database made by an older version up to the current columns (all added with defaults). */
+  private addMissingColumns(): void {
+    const have = new Set((this.db.pragma("table_info(jobs)") as { name: string }[]).map((c) => c.name));
+    for (const [name, decl] of ADDED_COLUMNS) {
+      if (!have.has(name)) this.db.exec(`ALTER TABLE jobs ADD COLUMN ${name} ${decl}`);
+    }
+  }
+
+  delete(id: string): boolean {
+    return this.stmts.delete.run(id).changes > 0;
+  }
+
+  finishedToPrune(keep: number, endedBefore: string | undefined): string[] {
+    const ids = new Set((this.stmts.pruneByCount.all(keep) as { id: string }[]).map((r) => r.id).reverse());
+    if (endedBefore !== undefined) for (const r of this.stmts.pruneByAge.all(endedBefore) as { id: string }[]) ids.add(r.id);
+    return [...ids];
   }
 
   close(): void {
@@ -146,6 +187,10 @@ function toRow(j: JobRecord): Row {
     reason: j.reason ?? null,
     stop_requested: j.stopRequested ? 1 : 0,
     usage: j.usage ? JSON.stringify(j.usage) : null,
+    timeout_ms: j.timeoutMs,
+    timed_out: j.timedOut ? 1 : 0,
+    workdir: j.workdir,
+    network: j.network,
   };
 }
 
@@ -165,5 +210,9 @@ function fromRow(r: Row): JobRecord {
     ...(r.reason !== null && { reason: r.reason }),
     stopRequested: r.stop_requested === 1,
     ...(r.usage !== null && { usage: JSON.parse(r.usage) }),
+    timeoutMs: r.timeout_ms,
+    timedOut: r.timed_out === 1,
+    workdir: r.workdir,
+    network: r.network,
   };
 }

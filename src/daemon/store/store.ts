@@ -4,7 +4,7 @@ import type { JobRecord } from "./record.js";
 
 /** Fields that change after a job is created. */
 export type JobPatch = Partial<
-  Pick<JobRecord, "status" | "startTime" | "endTime" | "exitCode" | "signal" | "oomKilled" | "reason" | "stopRequested" | "usage">
+  Pick<JobRecord, "status" | "startTime" | "endTime" | "exitCode" | "signal" | "oomKilled" | "reason" | "stopRequested" | "usage" | "timedOut">
 >;
 
 /** Where job records live. Implementations must make each call durable before returning. */
@@ -19,5 +19,12 @@ export interface JobStore {
   listUnfinished(): JobRecord[];
   countUnfinished(): number;
   update(id: string, patch: JobPatch): void;
+  /** Deletes the record; true if it existed. */
+  delete(id: string): boolean;
+  /**
+   * IDs of finished jobs to prune, oldest first: all beyond the newest `keep` finished ones, and those that
+   * ended before `endedBefore` (RFC 3339; undefined = no age limit).
+   */
+  finishedToPrune(keep: number, endedBefore: string | undefined): string[];
   close(): void;
 }

@@ -26,7 +26,10 @@ const duration = z.string().refine((s) => {
   } catch {
     return false;
   }
-}, 'expected a duration such as "500ms", "5s" or "2m"');
+}, 'expected a duration such as "500ms", "5s", "2m" or "7d"');
+
+/** Longest timer Node can arm (2^31-1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 const pem = (kind: string) =>
   z.string().refine((s) => s.includes(`-----BEGIN `) && s.includes(kind), `expected a PEM-encoded ${kind}`);
@@ -60,6 +63,16 @@ const schema = z
         stopGracePeriod: duration.default("5s"),
         pidsLimit: int(8, 4_194_304).default(1024),
         network: z.enum(["host", "none"]).default("host"),
+        jobTimeout: duration
+          .refine((s) => parseDurationMs("", s) <= MAX_TIMER_MS, "expected at most 24d (24 days)")
+          .default("0s"),
+        retention: z
+          .object({
+            maxJobs: int(1, 10_000_000).default(10_000),
+            maxAge: duration.default("30d"),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -124,6 +137,10 @@ export interface DaemonConfig {
     readonly tmpSizeBytes: number;
   };
   readonly stopGraceMs: number;
+  /** Default job timeout, ms; 0 = none. */
+  readonly jobTimeoutMs: number;
+  /** Finished jobs kept: at most `maxJobs`, none whose end is older than `maxAgeMs` (0 = no age limit). */
+  readonly retention: { readonly maxJobs: number; readonly maxAgeMs: number };
   readonly network: "host" | "none";
   /** cgroup path of the parent of every job's cgroup, relative to the cgroup mount, e.g. "/joblet". */
   readonly cgroupParent: string;
@@ -155,6 +172,11 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
       tmpSizeBytes: c.filesystem.tmpSizeMB * 1024 * 1024,
     },
     stopGraceMs: parseDurationMs("joblet.stopGracePeriod", c.joblet.stopGracePeriod),
+    jobTimeoutMs: parseDurationMs("joblet.jobTimeout", c.joblet.jobTimeout),
+    retention: {
+      maxJobs: c.joblet.retention.maxJobs,
+      maxAgeMs: parseDurationMs("joblet.retention.maxAge", c.joblet.retention.maxAge),
+    },
     network: c.joblet.network,
     cgroupParent: c.cgroup.baseDir.slice("/sys/fs/cgroup".length).replace(/\/+$/, ""),
     stateDir,

@@ -100,6 +100,14 @@ export interface Job {
     | undefined;
   /** RFC 3339, when the request was accepted */
   createTime: string;
+  /** the job is stopped this long after it started; 0 = no timeout */
+  timeoutMs: number;
+  /** it was stopped because it ran past timeoutMs */
+  timedOut: boolean;
+  /** working directory inside the job (under /work) */
+  workdir: string;
+  /** "host" or "none" */
+  network: string;
 }
 
 export interface ResourceUsage {
@@ -123,6 +131,14 @@ export interface RunJobReq {
   cpuCores: string;
   maxMemory: number;
   maxIOBPS: number;
+  /** Joblet additions. */
+  timeoutMs: number;
+  /** KEY=VALUE pairs added to the job's environment */
+  env: string[];
+  /** working directory relative to /work (created if missing); "" = /work */
+  workdir: string;
+  /** "host" or "none" (loopback only); "" = the server's default */
+  network: string;
 }
 
 export interface RunJobRes {
@@ -142,6 +158,10 @@ export interface RunJobRes {
   reason: string;
   usage: ResourceUsage | undefined;
   createTime: string;
+  timeoutMs: number;
+  timedOut: boolean;
+  workdir: string;
+  network: string;
 }
 
 export interface GetJobStatusReq {
@@ -165,6 +185,10 @@ export interface GetJobStatusRes {
   reason: string;
   usage: ResourceUsage | undefined;
   createTime: string;
+  timeoutMs: number;
+  timedOut: boolean;
+  workdir: string;
+  network: string;
 }
 
 export interface StopJobReq {
@@ -176,6 +200,14 @@ export interface StopJobRes {
   status: string;
   endTime: string;
   exitCode: number;
+}
+
+export interface DeleteJobReq {
+  id: string;
+}
+
+export interface DeleteJobRes {
+  id: string;
 }
 
 export interface GetJobLogsReq {
@@ -277,6 +309,10 @@ function createBaseJob(): Job {
     reason: "",
     usage: undefined,
     createTime: "",
+    timeoutMs: 0,
+    timedOut: false,
+    workdir: "",
+    network: "",
   };
 }
 
@@ -329,6 +365,18 @@ export const Job: MessageFns<Job> = {
     }
     if (message.createTime !== "") {
       writer.uint32(834).string(message.createTime);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(840).uint64(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(848).bool(message.timedOut);
+    }
+    if (message.workdir !== "") {
+      writer.uint32(858).string(message.workdir);
+    }
+    if (message.network !== "") {
+      writer.uint32(866).string(message.network);
     }
     return writer;
   },
@@ -474,6 +522,38 @@ export const Job: MessageFns<Job> = {
             message.createTime = reader.string();
             continue;
           }
+          case 105: {
+            if (tag !== 840) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 106: {
+            if (tag !== 848) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+          case 107: {
+            if (tag !== 858) {
+              break;
+            }
+
+            message.workdir = reader.string();
+            continue;
+          }
+          case 108: {
+            if (tag !== 866) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -504,6 +584,10 @@ export const Job: MessageFns<Job> = {
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
       createTime: isSet(object.createTime) ? globalThis.String(object.createTime) : "",
+      timeoutMs: isSet(object.timeoutMs) ? globalThis.Number(object.timeoutMs) : 0,
+      timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
+      workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
+      network: isSet(object.network) ? globalThis.String(object.network) : "",
     };
   },
 
@@ -557,6 +641,18 @@ export const Job: MessageFns<Job> = {
     if (message.createTime !== "") {
       obj.createTime = message.createTime;
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    if (message.workdir !== "") {
+      obj.workdir = message.workdir;
+    }
+    if (message.network !== "") {
+      obj.network = message.network;
+    }
     return obj;
   },
 
@@ -583,6 +679,10 @@ export const Job: MessageFns<Job> = {
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
     message.createTime = object.createTime ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.timedOut = object.timedOut ?? false;
+    message.workdir = object.workdir ?? "";
+    message.network = object.network ?? "";
     return message;
   },
 };
@@ -757,7 +857,18 @@ export const EmptyRequest: MessageFns<EmptyRequest> = {
 };
 
 function createBaseRunJobReq(): RunJobReq {
-  return { command: "", args: [], maxCPU: 0, cpuCores: "", maxMemory: 0, maxIOBPS: 0 };
+  return {
+    command: "",
+    args: [],
+    maxCPU: 0,
+    cpuCores: "",
+    maxMemory: 0,
+    maxIOBPS: 0,
+    timeoutMs: 0,
+    env: [],
+    workdir: "",
+    network: "",
+  };
 }
 
 export const RunJobReq: MessageFns<RunJobReq> = {
@@ -779,6 +890,18 @@ export const RunJobReq: MessageFns<RunJobReq> = {
     }
     if (message.maxIOBPS !== 0) {
       writer.uint32(48).int32(message.maxIOBPS);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(800).uint64(message.timeoutMs);
+    }
+    for (const v of message.env) {
+      writer.uint32(810).string(v!);
+    }
+    if (message.workdir !== "") {
+      writer.uint32(818).string(message.workdir);
+    }
+    if (message.network !== "") {
+      writer.uint32(826).string(message.network);
     }
     return writer;
   },
@@ -844,6 +967,38 @@ export const RunJobReq: MessageFns<RunJobReq> = {
             message.maxIOBPS = reader.int32();
             continue;
           }
+          case 100: {
+            if (tag !== 800) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 101: {
+            if (tag !== 810) {
+              break;
+            }
+
+            message.env.push(reader.string());
+            continue;
+          }
+          case 102: {
+            if (tag !== 818) {
+              break;
+            }
+
+            message.workdir = reader.string();
+            continue;
+          }
+          case 103: {
+            if (tag !== 826) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -864,6 +1019,10 @@ export const RunJobReq: MessageFns<RunJobReq> = {
       cpuCores: isSet(object.cpuCores) ? globalThis.String(object.cpuCores) : "",
       maxMemory: isSet(object.maxMemory) ? globalThis.Number(object.maxMemory) : 0,
       maxIOBPS: isSet(object.maxIOBPS) ? globalThis.Number(object.maxIOBPS) : 0,
+      timeoutMs: isSet(object.timeoutMs) ? globalThis.Number(object.timeoutMs) : 0,
+      env: globalThis.Array.isArray(object?.env) ? object.env.map((e: any) => globalThis.String(e)) : [],
+      workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
+      network: isSet(object.network) ? globalThis.String(object.network) : "",
     };
   },
 
@@ -887,6 +1046,18 @@ export const RunJobReq: MessageFns<RunJobReq> = {
     if (message.maxIOBPS !== 0) {
       obj.maxIOBPS = Math.round(message.maxIOBPS);
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.env?.length) {
+      obj.env = message.env;
+    }
+    if (message.workdir !== "") {
+      obj.workdir = message.workdir;
+    }
+    if (message.network !== "") {
+      obj.network = message.network;
+    }
     return obj;
   },
 
@@ -901,6 +1072,10 @@ export const RunJobReq: MessageFns<RunJobReq> = {
     message.cpuCores = object.cpuCores ?? "";
     message.maxMemory = object.maxMemory ?? 0;
     message.maxIOBPS = object.maxIOBPS ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.env = object.env?.map((e) => e) || [];
+    message.workdir = object.workdir ?? "";
+    message.network = object.network ?? "";
     return message;
   },
 };
@@ -923,6 +1098,10 @@ function createBaseRunJobRes(): RunJobRes {
     reason: "",
     usage: undefined,
     createTime: "",
+    timeoutMs: 0,
+    timedOut: false,
+    workdir: "",
+    network: "",
   };
 }
 
@@ -975,6 +1154,18 @@ export const RunJobRes: MessageFns<RunJobRes> = {
     }
     if (message.createTime !== "") {
       writer.uint32(834).string(message.createTime);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(840).uint64(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(848).bool(message.timedOut);
+    }
+    if (message.workdir !== "") {
+      writer.uint32(858).string(message.workdir);
+    }
+    if (message.network !== "") {
+      writer.uint32(866).string(message.network);
     }
     return writer;
   },
@@ -1120,6 +1311,38 @@ export const RunJobRes: MessageFns<RunJobRes> = {
             message.createTime = reader.string();
             continue;
           }
+          case 105: {
+            if (tag !== 840) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 106: {
+            if (tag !== 848) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+          case 107: {
+            if (tag !== 858) {
+              break;
+            }
+
+            message.workdir = reader.string();
+            continue;
+          }
+          case 108: {
+            if (tag !== 866) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1150,6 +1373,10 @@ export const RunJobRes: MessageFns<RunJobRes> = {
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
       createTime: isSet(object.createTime) ? globalThis.String(object.createTime) : "",
+      timeoutMs: isSet(object.timeoutMs) ? globalThis.Number(object.timeoutMs) : 0,
+      timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
+      workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
+      network: isSet(object.network) ? globalThis.String(object.network) : "",
     };
   },
 
@@ -1203,6 +1430,18 @@ export const RunJobRes: MessageFns<RunJobRes> = {
     if (message.createTime !== "") {
       obj.createTime = message.createTime;
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    if (message.workdir !== "") {
+      obj.workdir = message.workdir;
+    }
+    if (message.network !== "") {
+      obj.network = message.network;
+    }
     return obj;
   },
 
@@ -1229,6 +1468,10 @@ export const RunJobRes: MessageFns<RunJobRes> = {
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
     message.createTime = object.createTime ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.timedOut = object.timedOut ?? false;
+    message.workdir = object.workdir ?? "";
+    message.network = object.network ?? "";
     return message;
   },
 };
@@ -1318,6 +1561,10 @@ function createBaseGetJobStatusRes(): GetJobStatusRes {
     reason: "",
     usage: undefined,
     createTime: "",
+    timeoutMs: 0,
+    timedOut: false,
+    workdir: "",
+    network: "",
   };
 }
 
@@ -1370,6 +1617,18 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
     }
     if (message.createTime !== "") {
       writer.uint32(834).string(message.createTime);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(840).uint64(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(848).bool(message.timedOut);
+    }
+    if (message.workdir !== "") {
+      writer.uint32(858).string(message.workdir);
+    }
+    if (message.network !== "") {
+      writer.uint32(866).string(message.network);
     }
     return writer;
   },
@@ -1515,6 +1774,38 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
             message.createTime = reader.string();
             continue;
           }
+          case 105: {
+            if (tag !== 840) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 106: {
+            if (tag !== 848) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+          case 107: {
+            if (tag !== 858) {
+              break;
+            }
+
+            message.workdir = reader.string();
+            continue;
+          }
+          case 108: {
+            if (tag !== 866) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1545,6 +1836,10 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
       createTime: isSet(object.createTime) ? globalThis.String(object.createTime) : "",
+      timeoutMs: isSet(object.timeoutMs) ? globalThis.Number(object.timeoutMs) : 0,
+      timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
+      workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
+      network: isSet(object.network) ? globalThis.String(object.network) : "",
     };
   },
 
@@ -1598,6 +1893,18 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
     if (message.createTime !== "") {
       obj.createTime = message.createTime;
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    if (message.workdir !== "") {
+      obj.workdir = message.workdir;
+    }
+    if (message.network !== "") {
+      obj.network = message.network;
+    }
     return obj;
   },
 
@@ -1624,6 +1931,10 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
     message.createTime = object.createTime ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.timedOut = object.timedOut ?? false;
+    message.workdir = object.workdir ?? "";
+    message.network = object.network ?? "";
     return message;
   },
 };
@@ -1808,6 +2119,140 @@ export const StopJobRes: MessageFns<StopJobRes> = {
     message.status = object.status ?? "";
     message.endTime = object.endTime ?? "";
     message.exitCode = object.exitCode ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteJobReq(): DeleteJobReq {
+  return { id: "" };
+}
+
+export const DeleteJobReq: MessageFns<DeleteJobReq> = {
+  encode(message: DeleteJobReq, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteJobReq {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteJobReq();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteJobReq {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: DeleteJobReq): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteJobReq>, I>>(base?: I): DeleteJobReq {
+    return DeleteJobReq.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteJobReq>, I>>(object: I): DeleteJobReq {
+    const message = createBaseDeleteJobReq();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteJobRes(): DeleteJobRes {
+  return { id: "" };
+}
+
+export const DeleteJobRes: MessageFns<DeleteJobRes> = {
+  encode(message: DeleteJobRes, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteJobRes {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteJobRes();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteJobRes {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: DeleteJobRes): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteJobRes>, I>>(base?: I): DeleteJobRes {
+    return DeleteJobRes.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteJobRes>, I>>(object: I): DeleteJobRes {
+    const message = createBaseDeleteJobRes();
+    message.id = object.id ?? "";
     return message;
   },
 };
@@ -2045,6 +2490,16 @@ export const JobletServiceService = {
     responseSerialize: (value: Jobs): Buffer => Buffer.from(Jobs.encode(value).finish()),
     responseDeserialize: (value: Buffer): Jobs => Jobs.decode(value),
   },
+  /** Joblet additions. */
+  deleteJob: {
+    path: "/joblet.JobletService/DeleteJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteJobReq): Buffer => Buffer.from(DeleteJobReq.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteJobReq => DeleteJobReq.decode(value),
+    responseSerialize: (value: DeleteJobRes): Buffer => Buffer.from(DeleteJobRes.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteJobRes => DeleteJobRes.decode(value),
+  },
 } as const;
 
 export interface JobletServiceServer extends UntypedServiceImplementation {
@@ -2053,6 +2508,8 @@ export interface JobletServiceServer extends UntypedServiceImplementation {
   stopJob: handleUnaryCall<StopJobReq, StopJobRes>;
   getJobLogs: handleServerStreamingCall<GetJobLogsReq, DataChunk>;
   listJobs: handleUnaryCall<EmptyRequest, Jobs>;
+  /** Joblet additions. */
+  deleteJob: handleUnaryCall<DeleteJobReq, DeleteJobRes>;
 }
 
 export interface JobletServiceClient extends Client {
@@ -2112,6 +2569,22 @@ export interface JobletServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Jobs) => void,
+  ): ClientUnaryCall;
+  /** Joblet additions. */
+  deleteJob(
+    request: DeleteJobReq,
+    callback: (error: ServiceError | null, response: DeleteJobRes) => void,
+  ): ClientUnaryCall;
+  deleteJob(
+    request: DeleteJobReq,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteJobRes) => void,
+  ): ClientUnaryCall;
+  deleteJob(
+    request: DeleteJobReq,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteJobRes) => void,
   ): ClientUnaryCall;
 }
 
