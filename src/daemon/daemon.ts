@@ -1,10 +1,11 @@
 // Assembles and runs the daemon: config → state dir → store, cgroups, runtime → job service (which
 // recovers unfinished jobs) → API. Stopping the daemon leaves every job running under its monitor.
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import { JobletError } from "../shared/errors.js";
 import type { DaemonConfig } from "../shared/config/daemon.js";
+import { AuditLog } from "./api/audit.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
 import { createCgroupManager } from "./cgroups/factory.js";
 import { JobService } from "./jobs/service.js";
@@ -24,8 +25,10 @@ export interface Daemon {
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   const runtimePath = findExecutable(config.runtimePath, "runtime.path", "runc (Debian package `runc`)");
   const conmonPath = findExecutable(config.conmonPath, "runtime.conmonPath", "conmon (Debian package `conmon`)");
+  checkKeyFilePermissions(config.file, log);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const releaseLock = lockStateDir(config.stateDir);
+  let audit: AuditLog | undefined;
   let store: SqliteJobStore | undefined;
   let jobs: JobService | undefined;
   let api: ApiServer | undefined;
@@ -43,6 +46,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     });
     jobs = new JobService({ config, store, runtime, cgroups, logger: log });
     await jobs.start();
+    const auditLog = new AuditLog(config.auditLogFile);
+    audit = auditLog;
+    let auditFailed = false;
     api = await startApiServer({
       address: config.server.address,
       port: config.server.port,
@@ -51,6 +57,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       maxSendMsgSize: config.grpc.maxSendMsgSize,
       jobs,
       logger: log,
+      revokedSerials: config.revokedSerials,
+      onCall: (call) =>
+        auditLog.record(call, (err) => {
+          if (!auditFailed) log.error({ err, file: config.auditLogFile }, "writing the audit log failed");
+          auditFailed = true;
+        }),
     });
     log.info(
       { address: config.server.address, port: api.port, stateDir: config.stateDir, cgroups: cgroups.mode, runtime: runtimePath, config: config.file },
@@ -59,19 +71,35 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   } catch (err) {
     jobs?.close();
     store?.close();
+    audit?.close();
     releaseLock();
     throw err;
   }
-  const [serving, service, db] = [api, jobs, store];
+  const [serving, service, db, auditLog] = [api, jobs, store, audit];
   return {
     port: serving.port,
     close: async () => {
       await serving.close();
       service.close();
       db.close();
+      auditLog.close();
       releaseLock();
     },
   };
+}
+
+/**
+ * The config holds the server's private key: refuse to run when any user may read it, warn when its group
+ * may (a packaging choice some admins make deliberately).
+ */
+function checkKeyFilePermissions(file: string, log: Logger): void {
+  const mode = statSync(file).mode & 0o777;
+  if (mode & 0o004) {
+    throw new JobletError("FAILED_PRECONDITION", `${file} holds the server's private key but every user may read it (mode ${mode.toString(8)})`, {
+      hint: `chmod 600 ${file}`,
+    });
+  }
+  if (mode & 0o040) log.warn({ file, mode: mode.toString(8) }, "the config holds the server's private key and its group may read it");
 }
 
 /** Resolves a program name via PATH (or checks an absolute path); the error names the config key. */

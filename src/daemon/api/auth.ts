@@ -2,6 +2,7 @@
 // the TLS handshake against our CA): admin may call everything, viewer only the read-only RPCs.
 import type { PeerCertificate } from "node:tls";
 import { JobletError } from "../../shared/errors.js";
+import { normalizeSerial } from "../../shared/config/daemon.js";
 import { roleFromOU, type CertRole } from "../../shared/tls/certs.js";
 
 /** The authenticated client of one call. */
@@ -32,8 +33,13 @@ export function callerOf(auth: { sslPeerCertificate?: PeerCertificate } | undefi
   };
 }
 
-/** Throws PERMISSION_DENIED unless the caller's role may call `rpc`. */
-export function authorize(caller: Caller, rpc: Rpc): void {
+/** Throws PERMISSION_DENIED unless the caller's role may call `rpc` with a certificate that is not revoked. */
+export function authorize(caller: Caller, rpc: Rpc, revokedSerials: ReadonlySet<string> = new Set()): void {
+  if (revokedSerials.has(normalizeSerial(caller.serial))) {
+    throw new JobletError("PERMISSION_DENIED", `client certificate ${caller.subject} (serial ${caller.serial}) is revoked`, {
+      hint: "ask the server's administrator for a new certificate",
+    });
+  }
   if (!caller.role) {
     throw new JobletError("PERMISSION_DENIED", `client certificate ${caller.subject} has no Joblet role (its OU must be admin or viewer)`);
   }

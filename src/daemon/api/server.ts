@@ -1,6 +1,6 @@
 // The gRPC server: authenticates each call, checks the caller's role, delegates to the job service and maps
 // results and errors to the wire. No job logic lives here.
-import { Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import {
@@ -35,7 +35,24 @@ export interface ApiServerOptions {
   maxSendMsgSize: number;
   jobs: JobService;
   logger: Logger;
+  /** Told about every finished call, allowed or denied (audit log, metrics). Must not throw. */
+  onCall?: CallObserver;
+  /** Client certificate serials to refuse (normalised: lowercase hex, no leading zeros). */
+  revokedSerials?: readonly string[];
 }
+
+/** One finished RPC: who called what, the job it concerned, the outcome (a gRPC status name) and its duration. */
+export interface CallRecord {
+  rpc: Rpc;
+  caller: Caller;
+  jobId: string;
+  code: string;
+  details: string;
+  ms: number;
+}
+
+/** Receives a CallRecord for every call. */
+export type CallObserver = (call: CallRecord) => void;
 
 /** A listening API server. */
 export interface ApiServer {
@@ -49,7 +66,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     "grpc.max_receive_message_length": opts.maxRecvMsgSize,
     "grpc.max_send_message_length": opts.maxSendMsgSize,
   });
-  server.addService(JobletServiceService, handlers(opts.jobs, opts.logger));
+  server.addService(JobletServiceService, handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), new Set(opts.revokedSerials ?? [])));
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${opts.port}`, serverCredentials(opts.tls), (err, bound) => {
@@ -73,25 +90,29 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   };
 }
 
-function handlers(jobs: JobService, log: Logger): JobletServiceServer {
-  /** Wraps a unary handler with authentication, authorisation, logging and error mapping. */
-  function unary<Req, Res>(rpc: Rpc, fn: (req: Req, caller: Caller) => Res | Promise<Res>) {
+function handlers(jobs: JobService, log: Logger, onCall: CallObserver, revoked: ReadonlySet<string>): JobletServiceServer {
+  /** Wraps a unary handler with authentication, authorisation, logging, observation and error mapping. */
+  function unary<Req extends object, Res extends object>(rpc: Rpc, fn: (req: Req, caller: Caller) => Res | Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const caller = callerOf(call.getAuthContext());
       const started = performance.now();
+      const requestedId = "id" in call.request ? String(call.request.id) : "";
       Promise.resolve()
         .then(() => {
-          authorize(caller, rpc);
+          authorize(caller, rpc, revoked);
           return fn(call.request, caller);
         })
         .then(
           (res) => {
-            log.debug({ rpc, caller: caller.subject, ms: elapsed(started) }, "call ok");
+            const ms = elapsed(started);
+            log.debug({ rpc, caller: caller.subject, ms }, "call ok");
+            onCall({ rpc, caller, jobId: "id" in res ? String(res.id) : requestedId, code: "OK", details: "", ms });
             callback(null, res);
           },
           (err: unknown) => {
             const e = toServiceError(err, log, rpc);
             log.info({ rpc, caller: caller.subject, code: e.code, details: e.details }, "call failed");
+            onCall({ rpc, caller, jobId: requestedId, code: statusName(e.code), details: e.details ?? "", ms: elapsed(started) });
             callback(e);
           },
         );
@@ -108,18 +129,27 @@ function handlers(jobs: JobService, log: Logger): JobletServiceServer {
     listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
     deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", (req) => ({ id: jobs.delete(req.id) })),
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
-      void streamLogs(call, jobs, log);
+      void streamLogs(call, jobs, log, onCall, revoked);
     },
   };
 }
 
-async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataChunk>, jobs: JobService, log: Logger): Promise<void> {
+async function streamLogs(
+  call: ServerWritableStream<GetJobLogsReq, DataChunk>,
+  jobs: JobService,
+  log: Logger,
+  onCall: CallObserver,
+  revoked: ReadonlySet<string>,
+): Promise<void> {
   const caller = callerOf(call.getAuthContext());
+  const started = performance.now();
+  const done = (code: string, details = "") =>
+    onCall({ rpc: "GetJobLogs", caller, jobId: call.request.id, code, details, ms: elapsed(started) });
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
   call.on("close", () => abort.abort());
   try {
-    authorize(caller, "GetJobLogs");
+    authorize(caller, "GetJobLogs", revoked);
     const from = call.request.fromOffset;
     if (!Number.isSafeInteger(from) || from < 0) throw invalidArgument("fromOffset", "a non-negative byte offset", from);
     for await (const chunk of jobs.logs(call.request.id, from, abort.signal)) {
@@ -132,11 +162,15 @@ async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataChunk>, 
       // A slow client slows only its own stream: wait for grpc-js to drain (~1 MB in flight).
       if (!call.write(msg)) await waitDrain(call, abort.signal);
     }
-    if (!abort.signal.aborted) call.end();
+    if (!abort.signal.aborted) {
+      call.end();
+      done("OK");
+    } else done("CANCELLED");
   } catch (err) {
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted) return done("CANCELLED");
     const e = toServiceError(err, log, "GetJobLogs");
     log.info({ rpc: "GetJobLogs", caller: caller.subject, code: e.code, details: e.details }, "call failed");
+    done(statusName(e.code), e.details);
     call.destroy(Object.assign(new Error(e.details), e));
   } finally {
     abort.abort();
@@ -153,6 +187,11 @@ function waitDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void
     call.once("drain", done);
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/** "NOT_FOUND" for status.NOT_FOUND. */
+function statusName(code: number | undefined): string {
+  return (code !== undefined && status[code]) || "UNKNOWN";
 }
 
 function elapsed(start: number): number {

@@ -29,6 +29,15 @@ const JOB_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** How often finished jobs are pruned by age even when no job ends, milliseconds. */
 const PRUNE_INTERVAL_MS = 3_600_000;
 
+/** Told about lifecycle events (metrics, audit); each method is called synchronously and must not throw. */
+export interface JobObserver {
+  /** A job's process runs; `startMs` is the time from accepting the request to then. */
+  jobStarted?(job: JobRecord, startMs: number): void;
+  jobStartFailed?(job: JobRecord): void;
+  /** A job reached a final state (its record has the outcome). */
+  jobEnded?(job: JobRecord): void;
+}
+
 /** What the service needs. */
 export interface JobServiceDeps {
   config: DaemonConfig;
@@ -36,6 +45,7 @@ export interface JobServiceDeps {
   runtime: JobRuntime;
   cgroups: CgroupManager;
   logger: Logger;
+  observer?: JobObserver;
 }
 
 /** Runs and supervises jobs. */
@@ -45,6 +55,7 @@ export class JobService {
   private readonly runtime: JobRuntime;
   private readonly cgroups: CgroupManager;
   private readonly log: Logger;
+  private readonly observer: JobObserver;
   /** Exit handling in progress, per job: finalisation is idempotent and runs once at a time. */
   private readonly finalizing = new Map<string, Promise<void>>();
   /** Starts in progress, per job, so a stop can wait for the start it races with. */
@@ -61,6 +72,7 @@ export class JobService {
     this.runtime = deps.runtime;
     this.cgroups = deps.cgroups;
     this.log = deps.logger;
+    this.observer = deps.observer ?? {};
   }
 
   /** Reconciles unfinished jobs with the system, then watches for exits. Call once before serving. */
@@ -111,15 +123,19 @@ export class JobService {
     // Checked and inserted with no await in between: concurrent requests cannot both take the last slot.
     this.store.insert(job);
     const log = this.log.child({ jobId: id });
+    const acceptedAt = performance.now();
     const started = this.launch(job, req.env).then(
       () => {
         this.transition(id, "RUNNING", { startTime: new Date().toISOString() });
-        this.armTimeout(this.mustGet(id));
+        const running = this.mustGet(id);
+        this.armTimeout(running);
+        this.observer.jobStarted?.(running, performance.now() - acceptedAt);
         log.info({ command: job.command, args: job.args, limits, timeoutMs: job.timeoutMs }, "job started");
       },
       (err: unknown) => {
         const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
         this.transition(id, "FAILED", { endTime: new Date().toISOString(), reason });
+        this.observer.jobStartFailed?.(this.mustGet(id));
         log.warn({ err }, "job failed to start");
         throw asStartError(err, job.command);
       },
@@ -387,6 +403,7 @@ export class JobService {
     assertTransition(id, job.status, to);
     this.store.update(id, { ...patch, status: to });
     if (isFinal(to)) {
+      if (job.status === "RUNNING") this.observer.jobEnded?.(this.mustGet(id));
       for (const wake of this.finalWaiters.get(id) ?? []) wake();
       this.finalWaiters.delete(id);
     }

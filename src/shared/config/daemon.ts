@@ -52,6 +52,10 @@ const schema = z
         serverCert: pem("CERTIFICATE"),
         serverKey: pem("PRIVATE KEY"),
         caCert: pem("CERTIFICATE"),
+        auditLog: z.string().startsWith("/", "expected an absolute path").optional(),
+        revokedSerials: z
+          .array(z.string().regex(/^(0x)?[0-9a-fA-F:]{1,128}$/, "expected a certificate serial number in hex"))
+          .default([]),
       })
       .strict(),
     joblet: z
@@ -128,6 +132,10 @@ export interface DaemonConfig {
   readonly file: string;
   readonly server: { readonly address: string; readonly port: number };
   readonly tls: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
+  /** Append-only JSON-lines record of every API call. */
+  readonly auditLogFile: string;
+  /** Client certificate serials refused, lowercase hex without separators or leading zeros. */
+  readonly revokedSerials: readonly string[];
   readonly limits: {
     readonly defaultCpuPercent: number;
     readonly defaultMemoryMB: number;
@@ -163,6 +171,8 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     file,
     server: { address: c.server.address, port: c.server.port },
     tls: { certPem: c.security.serverCert, keyPem: c.security.serverKey, caPem: c.security.caCert },
+    auditLogFile: c.security.auditLog ?? path.join(stateDir, "audit.log"),
+    revokedSerials: c.security.revokedSerials.map(normalizeSerial),
     limits: {
       defaultCpuPercent: c.joblet.defaultCpuLimit,
       defaultMemoryMB: c.joblet.defaultMemoryLimit,
@@ -206,6 +216,11 @@ export function loadDaemonConfig(file?: string): DaemonConfig {
     throw new JobletError("INVALID_ARGUMENT", `config ${found} is not valid YAML: ${(err as Error).message}`);
   }
   return parseDaemonConfig(raw, found);
+}
+
+/** A certificate serial as compared: lowercase hex, no "0x", colons or leading zeros. */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/^0x/, "").replace(/:/g, "").replace(/^0+(?=.)/, "");
 }
 
 /** Freezes an object graph so config cannot drift after start-up. */
