@@ -17,6 +17,8 @@ export interface JobRuntimeOptions {
   conmonPath: string;
   hostFs: HostFs;
   tmpBytes: number;
+  /** The OCI seccomp section every job gets; undefined = none. */
+  seccomp?: Record<string, unknown>;
 }
 
 /** What a job's process is and what it may use. */
@@ -88,6 +90,7 @@ export class JobRuntime {
       extraRoBinds: this.opts.hostFs.extraRoBinds,
       workDir: this.workDir(id),
       tmpBytes: this.opts.tmpBytes,
+      seccomp: this.opts.seccomp,
     });
     const tmp = path.join(p.bundleDir, "config.json.tmp");
     writeFileSync(tmp, JSON.stringify(spec), { mode: 0o600 });

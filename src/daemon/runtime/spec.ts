@@ -40,6 +40,8 @@ export interface JobSpecInput {
   network: "host" | "none";
   tmpBytes: number;
   resources: JobResources;
+  /** The OCI `linux.seccomp` section; undefined = no filter. */
+  seccomp?: Record<string, unknown>;
 }
 
 /** Capabilities a job keeps: Docker's default set without NET_RAW and MKNOD. */
@@ -133,6 +135,7 @@ export function buildJobSpec(input: JobSpecInput): Record<string, unknown> {
       namespaces,
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      ...(input.seccomp && { seccomp: input.seccomp }),
     },
   };
 }

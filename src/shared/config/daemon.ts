@@ -53,6 +53,10 @@ const schema = z
         serverKey: pem("PRIVATE KEY"),
         caCert: pem("CERTIFICATE"),
         auditLog: z.string().startsWith("/", "expected an absolute path").optional(),
+        seccomp: z
+          .string()
+          .regex(/^(default|unconfined|\/.+)$/, 'expected "default", "unconfined" or the absolute path of an OCI seccomp profile (JSON)')
+          .default("default"),
         revokedSerials: z
           .array(z.string().regex(/^(0x)?[0-9a-fA-F:]{1,128}$/, "expected a certificate serial number in hex"))
           .default([]),
@@ -132,6 +136,8 @@ export interface DaemonConfig {
   readonly file: string;
   readonly server: { readonly address: string; readonly port: number };
   readonly tls: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
+  /** "default" (the built-in profile), "unconfined", or the path of an OCI seccomp profile (JSON). */
+  readonly seccomp: string;
   /** Append-only JSON-lines record of every API call. */
   readonly auditLogFile: string;
   /** Client certificate serials refused, lowercase hex without separators or leading zeros. */
@@ -172,6 +178,7 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     server: { address: c.server.address, port: c.server.port },
     tls: { certPem: c.security.serverCert, keyPem: c.security.serverKey, caPem: c.security.caCert },
     auditLogFile: c.security.auditLog ?? path.join(stateDir, "audit.log"),
+    seccomp: c.security.seccomp,
     revokedSerials: c.security.revokedSerials.map(normalizeSerial),
     limits: {
       defaultCpuPercent: c.joblet.defaultCpuLimit,
