@@ -1,6 +1,6 @@
 // Assembles and runs the daemon: config → state dir → store, cgroups, runtime → job service (which
 // recovers unfinished jobs) → API. Stopping the daemon leaves every job running under its monitor.
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { accessSync, chmodSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import { JobletError } from "../shared/errors.js";
@@ -27,7 +27,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const runtimePath = findExecutable(config.runtimePath, "runtime.path", "runc (Debian package `runc`)");
   const conmonPath = findExecutable(config.conmonPath, "runtime.conmonPath", "conmon (Debian package `conmon`)");
   checkKeyFilePermissions(config.file, log);
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // 0711: jobs' mapped root must pass through to the shared rootfs, /etc and work dirs; nothing is listable.
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o711 });
+  chmodSync(config.stateDir, 0o711);
+  if (config.idMapBase !== undefined) {
+    for (const dir of [config.stateDir, config.jobsDir]) checkTraversable(dir, config.idMapBase);
+  }
   const releaseLock = lockStateDir(config.stateDir);
   let audit: AuditLog | undefined;
   let store: SqliteJobStore | undefined;
@@ -45,6 +50,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       hostFs,
       tmpBytes: config.limits.tmpSizeBytes,
       seccomp: loadSeccomp(config.seccomp),
+      ...(config.idMapBase !== undefined && { idMap: { hostUid: config.idMapBase, hostGid: config.idMapBase, size: 65_536 } }),
     });
     jobs = new JobService({ config, store, runtime, cgroups, logger: log });
     await jobs.start();
@@ -88,6 +94,20 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       releaseLock();
     },
   };
+}
+
+/** Every ancestor of `dir` must let other users pass (x): jobs' root is the unprivileged host uid `uid`. */
+function checkTraversable(dir: string, uid: number): void {
+  for (let p = path.dirname(dir); ; p = path.dirname(p)) {
+    if (!(statSync(p).mode & 0o001)) {
+      throw new JobletError(
+        "FAILED_PRECONDITION",
+        `jobs run as host uid ${uid} (security.userNamespace) and cannot reach ${dir}: ${p} is not searchable by other users`,
+        { hint: `chmod o+x ${p}, move state.dir / filesystem.baseDir, or set security.userNamespace: false` },
+      );
+    }
+    if (p === path.dirname(p)) return;
+  }
 }
 
 /**

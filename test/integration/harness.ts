@@ -1,7 +1,7 @@
 // Test harness: a real joblet daemon (root, runc, conmon, cgroups, mTLS) in a private temp dir, driven
 // through the real CLI (bin/rnx) or a real gRPC client. Needs `npm run build` first (npm test does it).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -65,6 +65,8 @@ export class TestDaemon {
   /** Creates configs with `joblet init` (plus `patch` merged into the daemon config) and starts the daemon. */
   static async start(patch: Record<string, unknown> = {}): Promise<TestDaemon> {
     const d = new TestDaemon(mkdtempSync(path.join(os.tmpdir(), "joblet-it-")));
+    // Jobs' root is an unprivileged host uid (user namespace): it must be able to pass through to the state dir.
+    chmodSync(d.dir, 0o711);
     d.port = await freePort();
     const init = spawnSync(JOBLET, ["init", "--dir", d.dir, "--port", String(d.port), "--force"], { encoding: "utf8" });
     if (init.status !== 0) throw new Error(`joblet init failed: ${init.stderr}`);

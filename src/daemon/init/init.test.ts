@@ -27,7 +27,7 @@ function mode(file: string): number {
 }
 
 describe("runInit", () => {
-  test("writes both configs 0600 into a new 0700 directory, loadable by the real loaders", async () => {
+  test("writes both configs 0600 into a new 0711 directory, loadable by the real loaders", async () => {
     const dir = freshDir();
     const started = performance.now();
     const res = await runInit({ dir, address: "joblet.example.com", port: 6000, names: ["10.9.8.7", "alt.example.com"] });
@@ -35,7 +35,7 @@ describe("runInit", () => {
 
     assert.equal(res.daemonConfigFile, path.join(dir, "joblet-config.yml"));
     assert.equal(res.rnxConfigFile, path.join(dir, "rnx-config.yml"));
-    assert.equal(mode(dir), 0o700);
+    assert.equal(mode(dir), 0o711);
     assert.equal(mode(res.daemonConfigFile), 0o600);
     assert.equal(mode(res.rnxConfigFile), 0o600);
     assert.deepEqual(readdirSync(dir).sort(), ["joblet-config.yml", "rnx-config.yml"], "no temp files, no CA key");

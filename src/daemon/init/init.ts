@@ -10,7 +10,10 @@ import { type CertificateInfo, type Pki, checkHost, checkPort, describeCertifica
 
 /** What `joblet init` takes; each field mirrors its command-line flag. */
 export interface InitOptions {
-  /** Directory to write the config files into (`--dir`); created 0700 if missing. */
+  /**
+   * Directory to write the config files into (`--dir`); created 0711 if missing: others may pass through
+   * it (jobs' mapped root must reach the state dir inside it) but not list it; the files are 0600.
+   */
   readonly dir: string;
   /** Host name or IP literal clients will dial (`--address`); goes into the server certificate and rnx-config.yml. */
   readonly address?: string;
@@ -63,8 +66,8 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
 
   const pki = await generatePki({ address: host, port, names, now: opts.now });
   try {
-    // 0700 only applies when the directory is created; an existing one keeps its mode (the files are 0600).
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // 0711 only applies when the directory is created; an existing one keeps its mode (the files are 0600).
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
   } catch (err) {
     throw new JobletError("FAILED_PRECONDITION", `--dir: could not create directory ${dir}: ${(err as Error).message}`, {
       cause: err,

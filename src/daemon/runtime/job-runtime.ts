@@ -1,13 +1,13 @@
 // The runtime facade the job service uses: one job = one bundle, one conmon, one runc container. Knows the
 // state dir layout; knows nothing of job records.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isJobId } from "../../shared/ids.js";
 import { isAlive, launchConmon, readPid, supervisionPaths, type SupervisionPaths } from "./conmon.js";
 import type { HostFs } from "./hostfs.js";
 import { RuntimeClient } from "./runc.js";
-import { buildJobSpec, type JobResources } from "./spec.js";
+import { buildJobSpec, type IdMap, type JobResources } from "./spec.js";
 
 /** Settings of the runtime layer, from the daemon config. */
 export interface JobRuntimeOptions {
@@ -19,6 +19,8 @@ export interface JobRuntimeOptions {
   tmpBytes: number;
   /** The OCI seccomp section every job gets; undefined = none. */
   seccomp?: Record<string, unknown>;
+  /** User namespace mapping of every job; undefined = jobs run as host root (in their other namespaces). */
+  idMap?: IdMap;
 }
 
 /** What a job's process is and what it may use. */
@@ -65,6 +67,16 @@ export class JobRuntime {
     const dir = this.workDir(id);
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     if (relDir) mkdirSync(path.join(dir, relDir), { recursive: true, mode: 0o755 });
+    // The job's root is an unprivileged host user: it must own its work dir (and the dirs made in it).
+    const idMap = this.opts.idMap;
+    if (idMap) {
+      let p = dir;
+      chownSync(p, idMap.hostUid, idMap.hostGid);
+      for (const part of relDir ? relDir.split("/") : []) {
+        p = path.join(p, part);
+        chownSync(p, idMap.hostUid, idMap.hostGid);
+      }
+    }
     return dir;
   }
 
@@ -91,6 +103,7 @@ export class JobRuntime {
       workDir: this.workDir(id),
       tmpBytes: this.opts.tmpBytes,
       seccomp: this.opts.seccomp,
+      idMap: this.opts.idMap,
     });
     const tmp = path.join(p.bundleDir, "config.json.tmp");
     writeFileSync(tmp, JSON.stringify(spec), { mode: 0o600 });

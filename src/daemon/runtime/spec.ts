@@ -42,6 +42,15 @@ export interface JobSpecInput {
   resources: JobResources;
   /** The OCI `linux.seccomp` section; undefined = no filter. */
   seccomp?: Record<string, unknown>;
+  /** Run the job in a user namespace whose ids 0…size-1 are these host ids; undefined = no user namespace. */
+  idMap?: IdMap;
+}
+
+/** A user namespace mapping: the job's uid/gid 0 is host `hostUid`/`hostGid`, for `size` consecutive ids. */
+export interface IdMap {
+  hostUid: number;
+  hostGid: number;
+  size: number;
 }
 
 /** Capabilities a job keeps: Docker's default set without NET_RAW and MKNOD. */
@@ -84,7 +93,7 @@ export function buildJobSpec(input: JobSpecInput): Record<string, unknown> {
     { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
     { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+    sysMount(input),
     { destination: "/usr", type: "bind", source: "/usr", options: roBind },
     ...input.extraRoBinds.map((dir) => ({ destination: dir, type: "bind", source: dir, options: roBind })),
     { destination: "/etc", type: "bind", source: input.etcDir, options: [...roBind, "noexec"] },
@@ -95,6 +104,7 @@ export function buildJobSpec(input: JobSpecInput): Record<string, unknown> {
 
   const namespaces: { type: string }[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
   if (input.network === "none") namespaces.push({ type: "network" });
+  if (input.idMap) namespaces.push({ type: "user" });
 
   const r = input.resources;
   const resources: Record<string, unknown> = {
@@ -133,9 +143,30 @@ export function buildJobSpec(input: JobSpecInput): Record<string, unknown> {
       cgroupsPath: input.cgroupsPath,
       resources,
       namespaces,
-      maskedPaths: MASKED_PATHS,
+      maskedPaths: hostSysBound(input) ? [...MASKED_PATHS, "/sys/fs/cgroup"] : MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
       ...(input.seccomp && { seccomp: input.seccomp }),
+      ...(input.idMap && {
+        uidMappings: [{ containerID: 0, hostID: input.idMap.hostUid, size: input.idMap.size }],
+        gidMappings: [{ containerID: 0, hostID: input.idMap.hostGid, size: input.idMap.size }],
+      }),
     },
   };
+}
+
+/**
+ * /sys, read-only. The kernel lets a user namespace mount sysfs only together with a network namespace it
+ * owns, and refuses a non-recursive bind of /sys there (it would uncover what its submounts hide); a job in
+ * a user namespace on the host's network gets a recursive read-only bind of the host's /sys, with the
+ * cgroup tree masked (see maskedPaths) so it cannot see other jobs' cgroups.
+ */
+function hostSysBound(input: JobSpecInput): boolean {
+  return input.idMap !== undefined && input.network === "host";
+}
+
+function sysMount(input: JobSpecInput): { destination: string; type: string; source: string; options: string[] } {
+  if (hostSysBound(input)) {
+    return { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "ro", "nosuid", "noexec", "nodev"] };
+  }
+  return { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] };
 }

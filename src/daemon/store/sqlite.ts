@@ -1,6 +1,7 @@
 // The SQLite job store: one file under the state dir, WAL mode (an autocommit insert costs ~25 µs here and
 // survives a process crash; `synchronous=NORMAL` may lose the last commits only on power loss).
 import Database from "better-sqlite3";
+import { chmodSync } from "node:fs";
 import type { JobRecord, JobStatus } from "./record.js";
 import type { JobPatch, JobStore } from "./store.js";
 
@@ -73,6 +74,8 @@ export class SqliteJobStore implements JobStore {
 
   constructor(file: string) {
     this.db = new Database(file);
+    // The database holds every job's command line: readable by the daemon only (WAL files inherit this).
+    if (file !== ":memory:") chmodSync(file, 0o600);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");

@@ -1,6 +1,7 @@
 // The daemon's config file (joblet-config.yml): schema, defaults and loading. A superset of the reference
 // implementation's v3.0 format; every accepted key has an effect, unknown keys are refused.
 import { existsSync, readFileSync } from "node:fs";
+import { BlockList, isIP } from "node:net";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -53,6 +54,8 @@ const schema = z
         serverKey: pem("PRIVATE KEY"),
         caCert: pem("CERTIFICATE"),
         auditLog: z.string().startsWith("/", "expected an absolute path").optional(),
+        userNamespace: z.boolean().default(true),
+        idMapBase: int(1, 4_294_967_295 - 65_536).default(100_000),
         seccomp: z
           .string()
           .regex(/^(default|unconfined|\/.+)$/, 'expected "default", "unconfined" or the absolute path of an OCI seccomp profile (JSON)')
@@ -125,6 +128,27 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        address: z
+          .string()
+          .refine((s) => splitHostPort(s) !== undefined, 'expected "host:port" such as "127.0.0.1:9464" (IPv6 as "[::1]:9464")'),
+        tls: z.boolean().default(false),
+      })
+      .strict()
+      .superRefine((m, ctx) => {
+        const hp = splitHostPort(m.address);
+        if (hp && !m.tls && !isLoopbackHost(hp.host)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["address"],
+            input: m.address,
+            message:
+              "expected a loopback address (127.0.0.1, ::1 or localhost) for plain-HTTP metrics; set metrics.tls: true to serve HTTPS with client certificates elsewhere",
+          });
+        }
+      })
+      .optional(),
   })
   .strict();
 
@@ -136,6 +160,8 @@ export interface DaemonConfig {
   readonly file: string;
   readonly server: { readonly address: string; readonly port: number };
   readonly tls: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
+  /** Jobs' root is host uid/gid `base`, ids 0…65535 map to base…base+65535; undefined = no user namespace. */
+  readonly idMapBase: number | undefined;
   /** "default" (the built-in profile), "unconfined", or the path of an OCI seccomp profile (JSON). */
   readonly seccomp: string;
   /** Append-only JSON-lines record of every API call. */
@@ -165,6 +191,11 @@ export interface DaemonConfig {
   readonly conmonPath: string;
   readonly grpc: { readonly maxRecvMsgSize: number; readonly maxSendMsgSize: number };
   readonly logging: { readonly level: string; readonly format: "json" | "text" };
+  /**
+   * The Prometheus endpoint; undefined = off. Plain HTTP only on loopback; with `tls` it serves HTTPS with
+   * the server certificate and requires a client certificate from `caCert`.
+   */
+  readonly metrics: { readonly host: string; readonly port: number; readonly tls: boolean } | undefined;
 }
 
 /** Validates parsed YAML and normalises it. `file` is used in messages only. */
@@ -179,6 +210,7 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     tls: { certPem: c.security.serverCert, keyPem: c.security.serverKey, caPem: c.security.caCert },
     auditLogFile: c.security.auditLog ?? path.join(stateDir, "audit.log"),
     seccomp: c.security.seccomp,
+    idMapBase: c.security.userNamespace ? c.security.idMapBase : undefined,
     revokedSerials: c.security.revokedSerials.map(normalizeSerial),
     limits: {
       defaultCpuPercent: c.joblet.defaultCpuLimit,
@@ -202,6 +234,7 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     conmonPath: c.runtime.conmonPath,
     grpc: { ...c.grpc },
     logging: { ...c.logging },
+    metrics: c.metrics ? { ...splitHostPort(c.metrics.address)!, tls: c.metrics.tls } : undefined,
   });
 }
 
@@ -238,3 +271,24 @@ export function deepFreeze<T>(obj: T): T {
   }
   return obj;
 }
+
+/** Splits "host:port" or "[v6]:port" (port 1–65535); undefined when malformed. IPv6 hosts are returned bare. */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(address);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) return undefined;
+  return { host, port };
+}
+
+/** True for names and literals that only reach this host: "localhost", 127.0.0.0/8 and ::1. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? "ipv4" : "ipv6");
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
