@@ -50,8 +50,68 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     assert.equal(r.code, 3);
     const [rpc, req] = d.calls[0]!;
     assert.equal(rpc, "runJob");
-    assert.deepEqual(req, { command: "python3", args: ["-c", "x", "--foo"], maxCPU: 50, cpuCores: "", maxMemory: 64, maxIOBPS: 0 });
+    assert.deepEqual(req, {
+      command: "python3",
+      args: ["-c", "x", "--foo"],
+      maxCPU: 50,
+      cpuCores: "",
+      maxMemory: 64,
+      maxIOBPS: 0,
+      timeoutMs: 0,
+      env: [],
+      workdir: "",
+      network: "",
+    });
     assert.deepEqual(d.calls.map((c) => c[0]), ["runJob", "getJobLogs", "getJobStatus"]);
+  });
+
+  test("run: --timeout, -e/--env, --workdir and --network are sent as the request's fields", async () => {
+    const d = await track(scriptedDaemon({ status: "COMPLETED", exitCode: 0 }));
+    const r = await rnx(
+      ["--config", d.configPath, "run", "--timeout=1m", "-e", "A=1", "--env", "FROM_RNX", "-e", "NOT_SET", "--workdir", "/work/src/", "--network=none", "env", "-e", "X"],
+      { env: { FROM_RNX: "inherited value" } },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(d.calls[0], [
+      "runJob",
+      {
+        command: "env",
+        args: ["-e", "X"],
+        maxCPU: 0,
+        cpuCores: "",
+        maxMemory: 0,
+        maxIOBPS: 0,
+        timeoutMs: 60_000,
+        env: ["A=1", "FROM_RNX=inherited value"],
+        workdir: "src",
+        network: "none",
+      },
+    ]);
+  });
+
+  test("run: an invalid new flag is refused before anything is read or sent, naming flag, form and value", async () => {
+    for (const [args, message] of [
+      [["--timeout", "soon"], '--timeout: expected a duration such as "30s", "5m", "1h", "500ms" or "2d", or a whole number of seconds, got "soon"'],
+      [["-e", "1X=2"], "--env: expected KEY=VALUE (or KEY to pass on rnx's own $KEY), KEY made of letters, digits and _, not starting with a digit, got \"1X=2\""],
+      [["--workdir=../etc"], '--workdir: expected a directory relative to /work such as "src/app" (or "/work/src/app"), without "." or ".." parts, got "../etc"'],
+      [["--network", "bridge"], '--network: expected "host" (the host\'s network) or "none" (loopback only), got "bridge"'],
+    ] as const) {
+      const r = await rnx(["--config", "/nonexistent/rnx.yml", "run", ...args, "ls"]);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.equal(r.stderr, `rnx: error: ${message}\n`);
+      assert.equal(r.stdout.length, 0);
+    }
+  });
+
+  test("run: a job stopped by its timeout exits 124 with a note on stderr; its output still arrives", async () => {
+    const d = await track(
+      scriptedDaemon({ status: "STOPPED", exitCode: 143, signal: "SIGTERM", timedOut: true, timeoutMs: 30_000, reason: "timed out after 30s" }, "tick\n", ""),
+    );
+    const r = await rnx(["--config", d.configPath, "run", "--timeout", "30s", "sleep", "100"]);
+    assert.equal(r.code, 124);
+    assert.equal(r.stdout.toString(), "tick\n");
+    assert.equal(r.stderr, `rnx: job ${ID} was stopped with SIGTERM because it ran past its timeout (timed out after 30s); exit code 124\n`);
+    assert.equal((d.calls[0]![1] as { timeoutMs: number }).timeoutMs, 30_000);
   });
 
   test("run: a completed job exits 0", async () => {
@@ -188,7 +248,7 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     );
     assert.deepEqual(Object.keys(parsed[0]!), [
       "id", "command", "args", "maxCPU", "cpuCores", "maxMemory", "maxIOBPS", "status", "startTime", "endTime",
-      "exitCode", "signal", "oomKilled", "reason", "usage", "createTime",
+      "exitCode", "signal", "oomKilled", "reason", "usage", "createTime", "timeoutMs", "timedOut", "workdir", "network",
     ]);
     assert.equal(parsed[0]!.usage, null);
     assert.deepEqual(parsed[1]!.usage, { cpuTimeNs: 5, memoryPeakBytes: 6, ioReadBytes: 7, ioWriteBytes: 8 });
@@ -229,6 +289,9 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
         maxIOBPS: 1048576,
         cpuCores: "0-1",
         reason: "out of memory",
+        timeoutMs: 90_000,
+        workdir: "src/app",
+        network: "none",
         usage: { cpuTimeNs: 1_500_000_000, memoryPeakBytes: 64 * 1024 * 1024, ioReadBytes: 0, ioWriteBytes: 2048 },
       }),
     );
@@ -250,6 +313,10 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
       /^Memory peak: +64\.0 MiB$/m,
       /^IO written: +2\.0 KiB$/m,
       /^Ended: .*2025-01-02T03:05:05Z/m,
+      /^Timeout: +90s$/m,
+      /^Timed out: +no$/m,
+      /^Workdir: +\/work\/src\/app$/m,
+      /^Network: +none$/m,
     ]) {
       assert.match(text, re);
     }
@@ -257,6 +324,84 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     const job = JSON.parse(j.stdout.toString()) as Record<string, unknown>;
     assert.equal(job.oomKilled, true);
     assert.equal(job.maxIOBPS, 1048576);
+    assert.deepEqual([job.timeoutMs, job.timedOut, job.workdir, job.network], [90_000, false, "src/app", "none"]);
+  });
+
+  test("status: a timed-out job says so; defaults read as none and /work", async () => {
+    const d = await track(scriptedDaemon({ status: "STOPPED", timedOut: true, timeoutMs: 0, workdir: "", network: "host", reason: "timed out after 30s" }));
+    const r = await rnx(["status", ID, "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = r.stdout.toString();
+    for (const re of [/^Timeout: +none$/m, /^Timed out: +yes \(stopped because it ran past its timeout\)$/m, /^Workdir: +\/work$/m, /^Network: +host$/m]) {
+      assert.match(text, re);
+    }
+  });
+
+  describe("rm", () => {
+    const RUNNING = "1111aaaa-0000-4000-8000-000000000001";
+    const DONE_A = "2222bbbb-0000-4000-8000-000000000002";
+    const DONE_B = "2222cccc-0000-4000-8000-000000000003";
+    /** A daemon that deletes finished jobs by unique prefix, like the real one. */
+    function rmDaemon() {
+      const jobs = new Map([
+        [RUNNING, "RUNNING"],
+        [DONE_A, "COMPLETED"],
+        [DONE_B, "FAILED"],
+      ]);
+      return FakeDaemon.start({
+        deleteJob: (prefix) => {
+          const ids = [...jobs.keys()].filter((id) => id.startsWith(prefix));
+          if (ids.length === 0) throw new FakeStatus(grpc.status.NOT_FOUND, `no job with ID ${prefix}`, "list jobs with `rnx list`");
+          if (ids.length > 1) throw new FakeStatus(grpc.status.INVALID_ARGUMENT, `id: the prefix "${prefix}" matches several jobs: ${ids.join(", ")}`);
+          const id = ids[0]!;
+          if (jobs.get(id) === "RUNNING") throw new FakeStatus(grpc.status.FAILED_PRECONDITION, `job ${id} is RUNNING; stop it before deleting it`, `rnx stop ${id}`);
+          jobs.delete(id);
+          return { id };
+        },
+      });
+    }
+
+    test("deletes finished jobs by unique prefix and prints each full ID", async () => {
+      const d = await track(rmDaemon());
+      const r = await rnx(["rm", "2222b", "2222c", "--config", d.configPath]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), `job ${DONE_A} deleted\njob ${DONE_B} deleted\n`);
+      assert.deepEqual(d.calls, [["deleteJob", { id: "2222b" }], ["deleteJob", { id: "2222c" }]]);
+      const again = await rnx(["delete", DONE_A, "--config", d.configPath]);
+      assert.equal(again.code, 5, "deleted means gone");
+      assert.match(again.stderr, /^rnx: error: no job with ID 2222bbbb-.* \(on joblet at localhost:\d+\)$/m);
+    });
+
+    test("a running job is refused with the server's message (exit 1); the other IDs are still deleted", async () => {
+      const d = await track(rmDaemon());
+      const r = await rnx(["rm", "1111", "2222b", "--config", d.configPath]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout.toString(), `job ${DONE_A} deleted\n`);
+      assert.match(r.stderr, new RegExp(`^rnx: error: joblet at localhost:\\d+ refused DeleteJob: job ${RUNNING} is RUNNING; stop it before deleting it$`, "m"));
+      assert.match(r.stderr, new RegExp(`^hint: rnx stop ${RUNNING}$`, "m"));
+    });
+
+    test("an ambiguous prefix exits 2 listing the matches; an unknown ID exits 5; the first failure's code wins", async () => {
+      const d = await track(rmDaemon());
+      const amb = await rnx(["rm", "2222", "--config", d.configPath]);
+      assert.equal(amb.code, 2);
+      assert.match(amb.stderr, /matches several jobs: 2222bbbb-.*, 2222cccc-/);
+      assert.match(amb.stderr, /hint: give more characters of the job ID/);
+      const both = await rnx(["rm", "ffff", "2222", "--config", d.configPath]);
+      assert.equal(both.code, 5);
+      assert.equal(both.stderr.match(/^rnx: error:/gm)?.length, 2, "both failures are reported");
+    });
+
+    test("--json prints the deleted IDs; a viewer is refused (exit 4) and nothing else is tried", async () => {
+      const d = await track(rmDaemon());
+      const j = await rnx(["rm", "--json", "2222b", "--config", d.configPath]);
+      assert.equal(j.code, 0, j.stderr);
+      assert.deepEqual(JSON.parse(j.stdout.toString()), [{ id: DONE_A }]);
+      const v = await rnx(["rm", "2222c", "1111", "--node", "viewer", "--config", d.configPath]);
+      assert.equal(v.code, 4);
+      assert.match(v.stderr, /permission denied for DeleteJob.*\n.*DeleteJob needs role admin/);
+      assert.equal(v.stderr.match(/^rnx: error:/gm)?.length, 1, "a permission failure ends the command");
+    });
   });
 
   test("stop: prints the result; a finished job is FAILED_PRECONDITION → exit 1", async () => {

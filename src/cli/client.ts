@@ -5,6 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   JobletServiceClient,
   type DataChunk,
+  type DeleteJobRes,
   type GetJobStatusRes,
   type Job,
   type Jobs,
@@ -47,6 +48,12 @@ export class RnxClient {
   /** Stops a job; resolves once it is gone. */
   stopJob(id: string): Promise<StopJobRes> {
     return this.unary<StopJobRes>("StopJob", LONG_CALL_MS, (opts, cb) => this.client.stopJob({ id }, new grpc.Metadata(), opts, cb));
+  }
+
+  /** Deletes a finished job's record, log and work dir; `id` may be a unique prefix. Resolves with the full ID. */
+  async deleteJob(id: string): Promise<string> {
+    const res = await this.unary<DeleteJobRes>("DeleteJob", SHORT_CALL_MS, (opts, cb) => this.client.deleteJob({ id }, new grpc.Metadata(), opts, cb));
+    return res.id;
   }
 
   /** Every job the daemon knows. */

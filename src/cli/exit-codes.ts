@@ -15,6 +15,8 @@ export const ExitCode = {
   PERMISSION: 4,
   /** Unknown job, node or config file. */
   NOT_FOUND: 5,
+  /** `rnx run`: the job was stopped because it ran past its timeout (as `timeout(1)` exits). */
+  TIMED_OUT: 124,
   /** `rnx run` was interrupted with Ctrl-C: rnx detached, the job keeps running. */
   INTERRUPTED: 130,
 } as const;
@@ -42,11 +44,14 @@ export function exitCodeFor(code: ErrorCode): number {
 /** The exit-code table as shown at the end of `rnx --help`. */
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
-  1    failure without a more specific code (e.g. job already finished, too many jobs, server error)
+  1    failure without a more specific code (e.g. stopping a finished job, deleting a running one,
+       too many jobs, server error)
   2    usage error: bad flag, value or argument, or an invalid config file
   3    cannot connect: server unreachable, or TLS failure (unknown CA, name mismatch, expired certificate)
   4    permission denied: the certificate's role (OU) may not do this
   5    not found: unknown job ID or prefix, unknown node, no config file
+  124  rnx run: the job ran past its timeout (--timeout, or the server's joblet.jobTimeout) and was
+       stopped, as timeout(1) exits; a "timed out" note is printed on stderr
   130  rnx run interrupted with Ctrl-C (rnx detached; the job keeps running)
   rnx run (without --detach) otherwise exits with the job's own exit code, as a shell would: 128+N if
   the job was killed by signal N; 137 (and a message) if it was killed for exceeding its memory limit;

@@ -1,6 +1,7 @@
 // The `rnx status` view: every field of a job, one per line, with units spelled out and zero limits shown as
 // "unlimited" (0 means "no limit" on the wire).
 import type { Job } from "../shared/proto/joblet.js";
+import { formatDurationMs as exactDuration } from "../shared/units.js";
 import { formatBytes, formatDurationMs, formatTime, jobDurationMs, paintStatus, shellJoin } from "./format.js";
 
 /** Options for `renderJobDetails`. */
@@ -29,6 +30,11 @@ export function renderJobDetails(job: Job, opts: JobDetailsOptions): string {
     ["CPU cores", job.cpuCores || "any"],
     ["Max memory", job.maxMemory > 0 ? `${job.maxMemory} MB` : "unlimited"],
     ["Max IO", job.maxIOBPS > 0 ? `${job.maxIOBPS} bytes/s (${formatBytes(job.maxIOBPS)}/s)` : "unlimited"],
+    ["Timeout", job.timeoutMs > 0 ? exactDuration(job.timeoutMs) : "none"],
+    ["Timed out", job.timedOut ? "yes (stopped because it ran past its timeout)" : "no"],
+    // The workdir is relative to /work on the wire; an older server sends "" for both fields.
+    ["Workdir", job.workdir ? `/work/${job.workdir}` : "/work"],
+    ["Network", job.network || "-"],
   ];
   if (job.usage) {
     lines.push(

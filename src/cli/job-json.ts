@@ -29,6 +29,14 @@ export interface JobJson {
   /** null when the server reported none (an older server, or a job that never started). */
   usage: UsageJson | null;
   createTime: string;
+  /** Milliseconds after its start at which the job is stopped; 0 = no timeout. */
+  timeoutMs: number;
+  /** True when the job was stopped because it ran past timeoutMs. */
+  timedOut: boolean;
+  /** Working directory relative to /work; "" = /work. */
+  workdir: string;
+  /** "host" or "none"; "" from a server that does not report it. */
+  network: string;
 }
 
 /** The JSON form of a job (a Job, RunJobRes or GetJobStatusRes). */
@@ -57,6 +65,10 @@ export function jobToJson(job: Job): JobJson {
         }
       : null,
     createTime: job.createTime,
+    timeoutMs: job.timeoutMs,
+    timedOut: job.timedOut,
+    workdir: job.workdir,
+    network: job.network,
   };
 }
 

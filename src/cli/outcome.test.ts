@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { jobOutcome, signalNumber } from "./outcome.js";
 
-const base = { id: "j1", status: "COMPLETED", exitCode: 0, signal: "", oomKilled: false, reason: "", maxMemory: 0 };
+const base = { id: "j1", status: "COMPLETED", exitCode: 0, signal: "", oomKilled: false, reason: "", maxMemory: 0, timeoutMs: 0, timedOut: false };
 
 test("a completed job exits 0 without a note", () => {
   assert.deepEqual(jobOutcome(base), { exitCode: 0 });
@@ -54,4 +54,21 @@ test("signal names", () => {
   assert.equal(signalNumber("term"), 15);
   assert.equal(signalNumber(""), undefined);
   assert.equal(signalNumber("SIGNOPE"), undefined);
+});
+
+test("a job stopped by its timeout exits 124, as timeout(1), and says so with the server's reason", () => {
+  const stopped = { ...base, status: "STOPPED", exitCode: 143, signal: "SIGTERM", timeoutMs: 30_000, timedOut: true, reason: "timed out after 30s" };
+  assert.deepEqual(jobOutcome(stopped), {
+    exitCode: 124,
+    note: "job j1 was stopped with SIGTERM because it ran past its timeout (timed out after 30s); exit code 124",
+  });
+  // Killed after the grace period, and without a reason from the server: still 124, the duration from timeoutMs.
+  const killed = jobOutcome({ ...stopped, signal: "SIGKILL", exitCode: 137, reason: "", timeoutMs: 90_000 });
+  assert.equal(killed.exitCode, 124);
+  assert.match(killed.note!, /with SIGKILL because it ran past its timeout \(timed out after 90s\)/);
+});
+
+test("a job stopped by a user (not its timeout) keeps 143, even with a timeout set", () => {
+  const r = jobOutcome({ ...base, status: "STOPPED", signal: "SIGTERM", timeoutMs: 30_000, timedOut: false, reason: "stopped by admin" });
+  assert.equal(r.exitCode, 143);
 });

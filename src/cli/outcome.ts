@@ -3,6 +3,8 @@
 // a job that ran `exit 137`).
 import { constants } from "node:os";
 import type { Job } from "../shared/proto/joblet.js";
+import { formatDurationMs } from "../shared/units.js";
+import { ExitCode } from "./exit-codes.js";
 
 /** The exit code for `rnx run` and, when the code alone would mislead, a line for stderr. */
 export interface JobOutcome {
@@ -25,8 +27,16 @@ export function signalNumber(signal: string): number | undefined {
 }
 
 /** The outcome of a job as `rnx run` reports it. */
-export function jobOutcome(job: Pick<Job, "id" | "status" | "exitCode" | "signal" | "oomKilled" | "reason" | "maxMemory">): JobOutcome {
+export function jobOutcome(
+  job: Pick<Job, "id" | "status" | "exitCode" | "signal" | "oomKilled" | "reason" | "maxMemory" | "timeoutMs" | "timedOut">,
+): JobOutcome {
   const reason = job.reason ? `: ${job.reason}` : "";
+  if (job.timedOut) {
+    // Checked first, as timeout(1) does: the job's own status is the consequence of the stop, not its cause.
+    const why = job.reason || (job.timeoutMs > 0 ? `timed out after ${formatDurationMs(job.timeoutMs)}` : "timed out");
+    const how = job.signal ? ` with ${job.signal}` : "";
+    return { exitCode: ExitCode.TIMED_OUT, note: `job ${job.id} was stopped${how} because it ran past its timeout (${why}); exit code ${ExitCode.TIMED_OUT}` };
+  }
   if (job.oomKilled) {
     const limit = job.maxMemory > 0 ? ` (${job.maxMemory} MB)` : "";
     return { exitCode: 128 + SIGKILL, note: `job ${job.id} was killed for exceeding its memory limit${limit}` };

@@ -19,6 +19,7 @@ function recorder(code = 0) {
     status: rec("status"),
     log: rec("log"),
     stop: rec("stop"),
+    rm: rec("rm"),
     nodes: rec("nodes"),
     configHelp: rec("configHelp"),
     completion: rec("completion"),
@@ -54,6 +55,42 @@ describe("rnx argument parsing", () => {
       { maxMemory: flags.maxMemory, maxIobps: flags.maxIobps, cpuCores: flags.cpuCores, detach: flags.detach },
       { maxMemory: "256", maxIobps: "1000", cpuCores: "0-1", detach: true },
     );
+  });
+
+  test("run: --timeout, -e/--env (repeatable), --workdir, --network in both forms, before the command only", async () => {
+    const r = await parse(["run", "--timeout", "30s", "-e", "A=1", "--env=B=2", "-eC", "--env", "D=x y", "--workdir=src/app", "--network", "none", "env", "-e", "X=1", "--timeout", "9"]);
+    assert.equal(r.code, 0, r.err);
+    const [command, args, flags] = r.calls[0]!.args as [string, string[], Record<string, unknown>];
+    assert.equal(command, "env");
+    assert.deepEqual(args, ["-e", "X=1", "--timeout", "9"], "the job's own -e and --timeout stay the job's");
+    assert.deepEqual(
+      { timeout: flags.timeout, env: flags.env, workdir: flags.workdir, network: flags.network },
+      { timeout: "30s", env: ["A=1", "B=2", "C", "D=x y"], workdir: "src/app", network: "none" },
+    );
+    const other = await parse(["run", "--timeout=5m", "--workdir", "w", "--network=host", "true"]);
+    const f = other.calls[0]!.args[2] as Record<string, unknown>;
+    assert.deepEqual({ timeout: f.timeout, workdir: f.workdir, network: f.network, env: f.env }, { timeout: "5m", workdir: "w", network: "host", env: undefined });
+  });
+
+  test("run: a value-taking new flag without its value is a usage error", async () => {
+    for (const flag of ["--timeout", "-e", "--env", "--workdir", "--network"]) {
+      const r = await parse(["run", flag]);
+      assert.equal(r.code, 2, flag);
+      assert.match(r.err, /argument missing/, flag);
+    }
+  });
+
+  test("rm (alias delete) takes one or more IDs", async () => {
+    const r = await parse(["rm", "abc", "0d5c", "--json", "--node", "n"]);
+    const [ids, flags, globals] = r.calls[0]!.args as [string[], Record<string, unknown>, Record<string, unknown>];
+    assert.equal(r.calls[0]!.cmd, "rm");
+    assert.deepEqual(ids, ["abc", "0d5c"]);
+    assert.equal(flags.json, true);
+    assert.deepEqual(globals, { config: undefined, node: "n", server: undefined });
+    assert.deepEqual((await parse(["delete", "x"])).calls[0]!.args[0], ["x"]);
+    const none = await parse(["rm"]);
+    assert.equal(none.code, 2);
+    assert.match(none.err, /missing required argument 'id'/);
   });
 
   test("rnx --node viewer run -- ls -la", async () => {
@@ -123,6 +160,8 @@ describe("rnx argument parsing", () => {
     const spec = c.calls[0]!.args[1] as { commands: Array<{ name: string; args: string[]; options: Array<{ flags: string[] }> }> };
     const run = spec.commands.find((x) => x.name === "run")!;
     assert.deepEqual(run.args, ["command", "args"]);
+    assert.deepEqual(spec.commands.find((x) => x.name === "rm")!.args, ["id..."]);
+    assert.ok(run.options.some((o) => o.flags.includes("-e") && o.flags.includes("--env")));
     assert.ok(run.options.some((o) => o.flags.includes("--max-cpu")));
     assert.deepEqual(spec.commands.find((x) => x.name === "stop")!.args, ["id"]);
   });
@@ -148,6 +187,13 @@ describe("rnx argument parsing", () => {
     assert.equal(h.code, 0);
     assert.match(h.out, /Exit codes:/);
     assert.match(h.out, /3 +cannot connect/);
+    assert.match(h.out, /124 +rnx run: the job ran past its timeout/);
+    assert.match(h.out, /rnx stop 0d5c && rnx rm 0d5c/);
+    const run = await parse(["run", "--help"]);
+    assert.equal(run.code, 0);
+    for (const needle of ["--timeout <duration>", "-e, --env <KEY=VALUE>", "--workdir <dir>", "--network <mode>", "rnx run exits 124", "-e KEY without =VALUE"]) {
+      assert.ok(run.out.includes(needle), needle);
+    }
     const v = await parse(["--version"]);
     assert.equal(v.code, 0);
     assert.match(v.out, /^\d+\.\d+\.\d+/);

@@ -8,10 +8,12 @@
 // including words that look like flags; `--` also ends rnx's options.
 import { Command, CommanderError } from "commander";
 import { JobletError } from "../shared/errors.js";
+import { jobletErrorText } from "./error-text.js";
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from "./exit-codes.js";
 import type { CompletionSpec, OptionSpec } from "./commands/completion.js";
 import type { ListFlags } from "./commands/list.js";
 import type { NodesFlags } from "./commands/nodes.js";
+import type { RmFlags } from "./commands/rm.js";
 import type { RunFlags } from "./commands/run.js";
 import type { StatusFlags } from "./commands/status.js";
 import type { StopFlags } from "./commands/stop.js";
@@ -25,6 +27,14 @@ const ENV_HELP = `Environment:
   JOBLET_SERVER  HOST:PORT overriding the node's address (--server wins over it)
   NO_COLOR       set to disable colours (they are also off when stdout is not a terminal)`;
 
+/** A few common command lines, for `rnx --help`. */
+const EXAMPLES_HELP = `Examples:
+  rnx run --timeout 5m -e MODE=fast make test   run a job, follow its output, exit with its exit code
+  rnx run -d --max-memory 512 ./server          start a job in the background; prints only its ID
+  rnx list --status running
+  rnx log 0d5c                                  a unique prefix of a job ID is enough
+  rnx stop 0d5c && rnx rm 0d5c                  stop a job, then delete its record, output and work dir`;
+
 const CONFIG_SEARCH_HELP = `Config search when --config is absent: $RNX_CONFIG, ./rnx-config.yml, ./config/rnx-config.yml,
 ~/.rnx/rnx-config.yml, /etc/joblet/rnx-config.yml, /opt/joblet/config/rnx-config.yml`;
 
@@ -35,6 +45,7 @@ export interface CommandHandlers {
   status(id: string, flags: StatusFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
   log(id: string, globals: GlobalOptions, io: CliIo): Promise<number>;
   stop(id: string, flags: StopFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
+  rm(ids: string[], flags: RmFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
   nodes(flags: NodesFlags, globals: GlobalOptions, io: CliIo): Promise<number>;
   configHelp(io: CliIo): Promise<number>;
   completion(shell: string, spec: CompletionSpec, io: CliIo): Promise<number>;
@@ -47,6 +58,7 @@ export const lazyHandlers: CommandHandlers = {
   status: async (...a) => (await import("./commands/status.js")).statusCommand(...a),
   log: async (...a) => (await import("./commands/log.js")).logCommand(...a),
   stop: async (...a) => (await import("./commands/stop.js")).stopCommand(...a),
+  rm: async (...a) => (await import("./commands/rm.js")).rmCommand(...a),
   nodes: async (...a) => (await import("./commands/nodes.js")).nodesCommand(...a),
   configHelp: async (...a) => (await import("./commands/config-help.js")).configHelpCommand(...a),
   completion: async (...a) => (await import("./commands/completion.js")).completionCommand(...a),
@@ -57,7 +69,35 @@ const JOB_JSON_HELP = `
 JSON fields (names as in the gRPC API; always present):
   id, command, args[], maxCPU (percent), cpuCores, maxMemory (MB), maxIOBPS (bytes/s), status,
   startTime, endTime (RFC 3339; "" while running), exitCode, signal ("" if none), oomKilled, reason,
-  usage {cpuTimeNs, memoryPeakBytes, ioReadBytes, ioWriteBytes} or null, createTime`;
+  usage {cpuTimeNs, memoryPeakBytes, ioReadBytes, ioWriteBytes} or null, createTime,
+  timeoutMs (0 = none), timedOut (stopped for running past timeoutMs), workdir (relative to /work;
+  "" = /work), network ("host" or "none")`;
+
+/** `rnx run`'s examples and notes, after its options in `rnx run --help`. */
+const RUN_HELP = `
+Examples:
+  rnx run ps aux
+  rnx run --max-cpu=50 --max-memory 256 python3 -c 'print(1)' --job-flag
+  rnx run --timeout 5m -e MODE=fast -e HOME --workdir src/app make test
+  rnx run --network=none --timeout=90 python3 -m pytest -x
+  rnx run -d --timeout 2h ./train.sh          # start, print the ID, return
+  rnx --node viewer run -- ls -la
+
+Everything from the job's command on belongs to the job, its own --flags too; \`--\` also ends
+rnx's options.
+--timeout: "500ms", "30s", "1.5m", "1h", "2d", or a whole number of seconds; 0 or absent = the
+  server's default (joblet.jobTimeout). A job still running then is stopped like \`rnx stop\`, and
+  rnx run exits 124 (as timeout(1) does) with a note on stderr.
+-e KEY without =VALUE passes on rnx's own $KEY (left out when it is not set), as docker does.
+--workdir is relative to /work, the job's working directory (created if missing); "/work/src" also
+  works.
+Ctrl-C detaches: the job keeps running; follow it with \`rnx log ID\`, stop it with \`rnx stop ID\`.
+`;
+
+/** Collects a repeatable option's values in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
 
 /** Runs rnx with `argv` (the words after "rnx"); resolves with the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo, handlers: CommandHandlers = lazyHandlers): Promise<number> {
@@ -80,7 +120,7 @@ export function reportError(err: unknown, io: CliIo): number {
     return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
   if (err instanceof JobletError) {
-    io.stderr.write(`rnx: error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ""}`);
+    io.stderr.write(jobletErrorText(err));
     return exitCodeFor(err.code);
   }
   io.stderr.write(`rnx: internal error (a bug in rnx; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
@@ -100,7 +140,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       writeErr: (s) => io.stderr.write(s),
       outputError: (s, write) => write(`rnx: ${s}`),
     })
-    .addHelpText("after", `\n${CONFIG_SEARCH_HELP}\n\n${ENV_HELP}\n\n${EXIT_CODES_HELP}\n`);
+    .addHelpText("after", `\n${EXAMPLES_HELP}\n\n${CONFIG_SEARCH_HELP}\n\n${ENV_HELP}\n\n${EXIT_CODES_HELP}\n`);
   addGlobalOptions(program);
 
   const act =
@@ -119,12 +159,13 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .option("--max-memory <MB>", "memory limit in megabytes (0 = server default)")
       .option("--max-iobps <bytes/s>", "block IO limit in bytes per second, read and write (0 = server default)")
       .option("--cpu-cores <list>", 'CPUs the job may use: "2", "0-3", "1,3,5", "0-1,4-5"')
+      .option("--timeout <duration>", 'stop the job if it runs longer: "30s", "5m", "1h", "500ms", "2d" or seconds (0 = server default)')
+      .option("-e, --env <KEY=VALUE>", "set a variable in the job's environment (repeatable); -e KEY passes on rnx's $KEY", collect)
+      .option("--workdir <dir>", "the job's working directory, relative to /work (created if missing; default /work)")
+      .option("--network <mode>", '"host" (the host\'s network) or "none" (loopback only); default: the server\'s')
       .option("-d, --detach", "start the job, print only its ID and return")
       .passThroughOptions()
-      .addHelpText(
-        "after",
-        "\nExamples:\n  rnx run ps aux\n  rnx run --max-cpu=50 --max-memory 256 python3 -c 'print(1)' --job-flag\n  rnx --node viewer run -- ls -la\n\nCtrl-C detaches: the job keeps running; follow it with `rnx log ID`, stop it with `rnx stop ID`.\n",
-      ),
+      .addHelpText("after", RUN_HELP),
   ).action(
     act((command: string, args: string[], flags: RunFlags, cmd: Command) => handlers.run(command, args, flags, globalsOf(cmd), io)),
   );
@@ -175,6 +216,21 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
 
   addGlobalOptions(
     program
+      .command("rm")
+      .alias("delete")
+      .description("delete finished jobs: their records, output and work directories (running jobs are refused)")
+      .argument("<id...>", "job IDs or unique prefixes of them")
+      .option("--json", 'print a JSON array of the deleted jobs, [{"id": …}]')
+      .addHelpText(
+        "after",
+        "\nEach ID is tried in turn: one that cannot be deleted (still running, unknown, ambiguous) is reported on\nstderr and the others are still deleted; rnx then exits with the first failure's code.\n\nExamples:\n  rnx rm 0d5c6f3a\n  rnx rm $(rnx list -q --status completed,failed,stopped)\n",
+      ),
+  ).action(
+    act((ids: string[], flags: RmFlags, cmd: Command) => handlers.rm(ids, flags, globalsOf(cmd), io)),
+  );
+
+  addGlobalOptions(
+    program
       .command("nodes")
       .description("list the nodes in the config: address, certificate role and expiry (never the keys)")
       .option("--check", "contact each node and show whether it answers, and how fast")
@@ -212,7 +268,7 @@ export function completionSpec(program: Command): CompletionSpec {
         aliases: c.aliases(),
         description: c.description(),
         options: [...c.options.map(option), { flags: ["-h", "--help"], description: "show help", takesValue: false }],
-        args: c.registeredArguments.map((a) => a.name()),
+        args: c.registeredArguments.map((a) => (a.variadic && a.name() === "id" ? "id..." : a.name())),
       })),
   };
 }

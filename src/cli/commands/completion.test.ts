@@ -70,6 +70,14 @@ describe("rnx completion bash", () => {
     assert.deepEqual(complete("rnx", "--node", "v"), ["viewer"]);
     assert.deepEqual(complete("rnx", "list", "--status", "f"), ["failed"]);
     assert.deepEqual(complete("rnx", "completion", ""), ["bash", "zsh"]);
+    assert.deepEqual(complete("rnx", "run", "--network", ""), ["host", "none"]);
+    assert.deepEqual(complete("rnx", "run", "--timeout", ""), [], "a duration has nothing to complete");
+  });
+
+  test("rm completes a job ID at every position, and its own flags", () => {
+    assert.deepEqual(complete("rnx", "rm", "0d"), ["0d5c6f3a-1111"]);
+    assert.deepEqual(complete("rnx", "rm", "0d5c6f3a-1111", "0e"), ["0e000000-2222"]);
+    assert.deepEqual(complete("rnx", "delete", "x", "--js"), ["--json"]);
   });
 });
 
@@ -77,10 +85,12 @@ describe("rnx completion zsh", () => {
   test("a compdef script covering every command, with job IDs and node names asked from rnx", async () => {
     const s = await script("zsh");
     assert.match(s, /^#compdef rnx\n/);
-    for (const cmd of ["run", "list", "status", "log", "stop", "nodes", "config-help", "completion"]) {
+    for (const cmd of ["run", "list", "status", "log", "stop", "rm", "delete", "nodes", "config-help", "completion"]) {
       assert.match(s, new RegExp(`'${cmd}:`), cmd);
     }
     assert.match(s, /'1:job ID:_rnx_ids'/);
+    assert.match(s, /\(rm\|delete\)\n[^;]*'\*:job ID:_rnx_ids'/, "rm takes job IDs at every position");
+    assert.match(s, /'--network\[[^\]]*\]:network:\(host none\)'/);
     assert.match(s, /'--node\[[^\]]*\]:node:_rnx_nodes'/);
     assert.match(s, /'--max-cpu\[[^\]]*\]:max-cpu: '/);
     assert.match(s, /compdef _rnx rnx/);

@@ -14,7 +14,7 @@ export interface OptionSpec {
   readonly takesValue: boolean;
 }
 
-/** One command, with the names of its positional arguments ("id", "command", "shell"…). */
+/** One command, with the names of its positional arguments ("id", "command", "shell"…; "id..." for one or more IDs). */
 export interface CommandSpec {
   readonly name: string;
   readonly aliases: readonly string[];
@@ -81,7 +81,8 @@ _rnx() {
     --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --node) COMPREPLY=($(compgen -W "$(_rnx_ask nodes -q)" -- "$cur")); return ;;
     --status) COMPREPLY=($(compgen -W "running completed failed stopped initializing" -- "$cur")); return ;;
-    ${[...valueOptions].filter((f) => !["--config", "--node", "--status"].includes(f)).join("|")}) return ;;
+    --network) COMPREPLY=($(compgen -W "host none" -- "$cur")); return ;;
+    ${[...valueOptions].filter((f) => !["--config", "--node", "--status", "--network"].includes(f)).join("|")}) return ;;
   esac
   if [[ -z "$cmd" ]]; then
     COMPREPLY=($(compgen -W "${names.join(" ")} ${globalWords.join(" ")}" -- "$cur"))
@@ -108,6 +109,11 @@ ${perCommand}
   fi
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    return
+  fi
+  if [[ "$first" == "id..." ]]; then
+    # One or more job IDs (rm): every position takes one.
+    COMPREPLY=($(compgen -W "$(_rnx_ask list -q)" -- "$cur"))
     return
   fi
   if [[ $n -eq 0 ]]; then
@@ -137,9 +143,10 @@ export function zshScript(spec: CompletionSpec): string {
     .map((c) => {
       const positional = c.args.map((a, i) => {
         if (a === "id") return `'${i + 1}:job ID:_rnx_ids'`;
+        if (a === "id...") return `'*:job ID:_rnx_ids'`;
         if (a === "shell") return `'${i + 1}:shell:(${SHELLS.join(" ")})'`;
         if (a === "command") return `'${i + 1}:command:_command_names -e'`;
-        return `'*::${a}:_files'`;
+        return `'*::${a.replace(/\.\.\.$/, "")}:_files'`;
       });
       const flags = c.options.map(optSpec);
       // For run, -S stops option parsing at the job's command, so its own flags are not completed as rnx's.
@@ -196,5 +203,6 @@ function valueAction(o: OptionSpec): string {
   if (flag === "--config") return "_files";
   if (flag === "--node") return "_rnx_nodes";
   if (flag === "--status") return "(running completed failed stopped initializing)";
+  if (flag === "--network") return "(host none)";
   return " ";
 }

@@ -5,14 +5,14 @@ import { invalidArgument } from "../../shared/errors.js";
 import type { GetJobStatusRes } from "../../shared/proto/joblet.js";
 import { RnxClient } from "../client.js";
 import { ExitCode } from "../exit-codes.js";
-import { parseRunLimits, type RawRunFlags } from "../flags.js";
 import { followLogs } from "../follow.js";
 import type { CliIo } from "../io.js";
 import { FINAL_STATUSES, jobOutcome } from "../outcome.js";
+import { parseRunOptions, type RawRunOptions } from "../run-options.js";
 import { resolveTarget, type GlobalOptions } from "../target.js";
 
 /** `rnx run`'s own flags. */
-export interface RunFlags extends RawRunFlags {
+export interface RunFlags extends RawRunOptions {
   readonly detach?: boolean;
 }
 
@@ -30,7 +30,7 @@ export async function runCommand(
 ): Promise<number> {
   // Everything the user typed is checked before the config is read or anything is sent.
   if (command === "") throw invalidArgument("COMMAND", "the program to run in the job", command);
-  const limits = parseRunLimits(flags);
+  const options = parseRunOptions(flags, io.env);
   const target = resolveTarget(globals, io.env);
   const client = new RnxClient(target);
   let jobId: string | undefined;
@@ -44,7 +44,7 @@ export async function runCommand(
   };
   process.on("SIGINT", onInterrupt);
   try {
-    const job = await client.runJob({ command, args: [...args], ...limits, timeoutMs: 0, env: [], workdir: "", network: "" });
+    const job = await client.runJob({ command, args: [...args], ...options });
     jobId = job.id;
     if (flags.detach) {
       io.stdout.write(`${job.id}\n`);
