@@ -9,6 +9,8 @@ import { AuditLog } from "./api/audit.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
 import { createCgroupManager } from "./cgroups/factory.js";
 import { JobService } from "./jobs/service.js";
+import { JobletMetrics } from "./metrics/collector.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { isAlive } from "./runtime/conmon.js";
 import { prepareHostFs } from "./runtime/hostfs.js";
 import { defaultSeccompProfile } from "./runtime/seccomp.js";
@@ -38,6 +40,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let store: SqliteJobStore | undefined;
   let jobs: JobService | undefined;
   let api: ApiServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     const cgroups = createCgroupManager();
     const hostFs = prepareHostFs(config.stateDir);
@@ -52,11 +55,24 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       seccomp: loadSeccomp(config.seccomp),
       ...(config.idMapBase !== undefined && { idMap: { hostUid: config.idMapBase, hostGid: config.idMapBase, size: 65_536 } }),
     });
-    jobs = new JobService({ config, store, runtime, cgroups, logger: log });
+    const metrics = config.metrics
+      ? new JobletMetrics({ listJobs: () => jobs?.list() ?? [], cgroups, cgroupParent: config.cgroupParent, stateDir: config.stateDir })
+      : undefined;
+    jobs = new JobService({ config, store, runtime, cgroups, logger: log, ...(metrics && { observer: metrics }) });
     await jobs.start();
     const auditLog = new AuditLog(config.auditLogFile);
     audit = auditLog;
     let auditFailed = false;
+    if (config.metrics && metrics) {
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        ...(config.metrics.tls && { tls: config.tls }),
+        render: () => metrics.render(),
+        logger: log,
+      });
+      log.info({ address: config.metrics.host, port: metricsServer.port, tls: config.metrics.tls }, "metrics serving at /metrics");
+    }
     api = await startApiServer({
       address: config.server.address,
       port: config.server.port,
@@ -66,28 +82,32 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       jobs,
       logger: log,
       revokedSerials: config.revokedSerials,
-      onCall: (call) =>
+      onCall: (call) => {
+        metrics?.callFinished(call);
         auditLog.record(call, (err) => {
           if (!auditFailed) log.error({ err, file: config.auditLogFile }, "writing the audit log failed");
           auditFailed = true;
-        }),
+        });
+      },
     });
     log.info(
       { address: config.server.address, port: api.port, stateDir: config.stateDir, cgroups: cgroups.mode, runtime: runtimePath, config: config.file },
       "joblet serving",
     );
   } catch (err) {
+    await metricsServer?.close();
     jobs?.close();
     store?.close();
     audit?.close();
     releaseLock();
     throw err;
   }
-  const [serving, service, db, auditLog] = [api, jobs, store, audit];
+  const [serving, service, db, auditLog, metricsSrv] = [api, jobs, store, audit, metricsServer];
   return {
     port: serving.port,
     close: async () => {
       await serving.close();
+      await metricsSrv?.close();
       service.close();
       db.close();
       auditLog.close();
