@@ -336,9 +336,6 @@ export class JobService {
     const cg = this.cgroupPath(id);
     const stats = this.cgroups.stats(cg);
     const oomKilled = (stats?.oomKills ?? 0) > 0;
-    await this.runtime.remove(id);
-    await this.cgroups.remove(cg).catch((err: unknown) => log.error({ err }, "removing the job's cgroup failed"));
-    const tRemoved = performance.now();
 
     const status = job.stopRequested ? "STOPPED" : code === 0 && !oomKilled ? "COMPLETED" : "FAILED";
     const patch: JobPatch = { status, endTime: new Date().toISOString(), exitCode: code, oomKilled };
@@ -359,7 +356,12 @@ export class JobService {
     }
     clearTimeout(this.timeouts.get(id));
     this.timeouts.delete(id);
-    this.transition(id, status, patch);
+    // The outcome is recorded first (followers and `rnx run` see the end at once); the container and cgroup
+    // are removed after it, and a stop returns only then. A crash in between is cleaned up by recover().
+    this.transition(id, status, patch, false);
+    await this.cleanup(id);
+    const tRemoved = performance.now();
+    this.wakeFinalWaiters(id);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",
@@ -368,13 +370,28 @@ export class JobService {
     this.prune();
   }
 
+  /** Removes a job's container (and anything left in it) and cgroup; logs, never throws. */
+  private async cleanup(id: string): Promise<void> {
+    const log = this.log.child({ jobId: id });
+    await this.runtime.remove(id).catch((err: unknown) => log.error({ err }, "removing the job's container failed"));
+    await this.cgroups.remove(this.cgroupPath(id)).catch((err: unknown) => log.error({ err }, "removing the job's cgroup failed"));
+  }
+
   private async recover(): Promise<void> {
+    // Bundles of jobs that are already final: the daemon stopped between recording an end and cleaning up.
+    for (const id of this.runtime.bundleIds()) {
+      const job = this.store.get(id);
+      if (!job || isFinal(job.status)) {
+        await this.cleanup(id);
+        this.runtime.removeExitFile(id);
+        this.log.info({ jobId: id }, "removed the leftovers of a finished job");
+      }
+    }
     for (const job of this.store.listUnfinished()) {
       const log = this.log.child({ jobId: job.id });
       if (job.status === "INITIALIZING") {
         // The daemon stopped between accepting the job and seeing it run: undo, never start it again.
-        await this.runtime.remove(job.id).catch((err: unknown) => log.error({ err }, "cleanup failed"));
-        await this.cgroups.remove(this.cgroupPath(job.id)).catch((err: unknown) => log.error({ err }, "cgroup cleanup failed"));
+        await this.cleanup(job.id);
         this.runtime.removeExitFile(job.id);
         this.transition(job.id, "FAILED", {
           endTime: new Date().toISOString(),
@@ -384,8 +401,7 @@ export class JobService {
       } else if (this.runtime.exitCode(job.id) !== undefined) {
         await this.finalize(job.id);
       } else if (!this.runtime.monitorAlive(job.id)) {
-        await this.runtime.remove(job.id).catch((err: unknown) => log.error({ err }, "cleanup failed"));
-        await this.cgroups.remove(this.cgroupPath(job.id)).catch((err: unknown) => log.error({ err }, "cgroup cleanup failed"));
+        await this.cleanup(job.id);
         this.transition(job.id, "FAILED", {
           endTime: new Date().toISOString(),
           reason: "its monitor (conmon) ended without recording an exit code (was the host rebooted?)",
@@ -398,20 +414,25 @@ export class JobService {
     }
   }
 
-  private transition(id: string, to: JobRecord["status"], patch: JobPatch): void {
+  /** Records a state change; a final state wakes waiters unless `wake` is false (they are woken later). */
+  private transition(id: string, to: JobRecord["status"], patch: JobPatch, wake = true): void {
     const job = this.mustGet(id);
     assertTransition(id, job.status, to);
     this.store.update(id, { ...patch, status: to });
     if (isFinal(to)) {
       if (job.status === "RUNNING") this.observer.jobEnded?.(this.mustGet(id));
-      for (const wake of this.finalWaiters.get(id) ?? []) wake();
-      this.finalWaiters.delete(id);
+      if (wake) this.wakeFinalWaiters(id);
     }
+  }
+
+  private wakeFinalWaiters(id: string): void {
+    for (const wake of this.finalWaiters.get(id) ?? []) wake();
+    this.finalWaiters.delete(id);
   }
 
   /** Resolves true once the job is final, false after `timeoutMs`. */
   private waitFinal(id: string, timeoutMs: number): Promise<boolean> {
-    if (isFinal(this.mustGet(id).status)) return Promise.resolve(true);
+    if (isFinal(this.mustGet(id).status) && !this.finalizing.has(id)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiters = this.finalWaiters.get(id) ?? new Set();
       this.finalWaiters.set(id, waiters);
@@ -421,7 +442,7 @@ export class JobService {
       };
       const timer = setTimeout(() => {
         waiters.delete(wake);
-        resolve(isFinal(this.mustGet(id).status));
+        resolve(isFinal(this.mustGet(id).status) && !this.finalizing.has(id));
       }, timeoutMs);
       waiters.add(wake);
       // The exit may already be on disk: do not wait for the next scan to notice it.

@@ -186,6 +186,11 @@ export class JobRuntime {
     return existsSync(this.paths(id).bundleDir);
   }
 
+  /** IDs of jobs that have a bundle (created, running, or not yet cleaned up). */
+  bundleIds(): string[] {
+    return readdirSync(path.join(this.opts.stateDir, "run")).filter(isJobId);
+  }
+
   /** IDs of jobs with an exit file. */
   exitedIds(): string[] {
     return readdirSync(path.join(this.opts.stateDir, "exits")).filter(isJobId);
