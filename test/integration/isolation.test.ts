@@ -58,6 +58,11 @@ async function waitEnded(id: string, timeoutMs = 30_000): Promise<Job> {
   }
 }
 
+async function stop(id: string): Promise<void> {
+  const r = await d.rnx(["stop", id]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
 /** The PID of job `id`'s process on the host, from the runtime's state. */
 function jobHostPid(id: string): number {
   const res = spawnSync("runc", ["--root", path.join(d.dir, "state", "runtime"), "state", id], { encoding: "utf8" });
@@ -140,7 +145,7 @@ test("UTS namespace: the job's hostname is job-<first 8 chars of its ID>, not th
   assert.notEqual(log.stdout.trim(), os.hostname());
 });
 
-test("namespaces: pid, ipc, uts and mnt differ from the daemon's; a host SysV segment is invisible inside", async () => {
+test("namespaces: pid, ipc, uts, mnt and user differ from the daemon's; a host SysV segment is invisible inside", async () => {
   const daemon = daemonPid();
   const mk = spawnSync("ipcmk", ["-M", "4096"], { encoding: "utf8" });
   assert.equal(mk.status, 0, mk.stderr);
@@ -149,7 +154,7 @@ test("namespaces: pid, ipc, uts and mnt differ from the daemon's; a host SysV se
   try {
     // The control: the host sees its segment.
     assert.match(readFileSync("/proc/sysvipc/shm", "utf8"), new RegExp(`^\\s*-?\\d+\\s+${shmId}\\s`, "m"));
-    const r = await sh("for ns in pid ipc uts mnt; do echo $ns $(readlink /proc/self/ns/$ns); done; echo segments; tail -n +2 /proc/sysvipc/shm");
+    const r = await sh("for ns in pid ipc uts mnt user; do echo $ns $(readlink /proc/self/ns/$ns); done; echo segments; tail -n +2 /proc/sysvipc/shm");
     assert.equal(r.code, 0, r.stderr);
     const [nsPart, segments] = r.stdout.split("segments\n");
     for (const line of nsPart!.trim().split("\n")) {
@@ -161,6 +166,23 @@ test("namespaces: pid, ipc, uts and mnt differ from the daemon's; a host SysV se
     assert.equal(segments!.trim(), "", `SysV shared memory visible inside the job:\n${segments}`);
   } finally {
     spawnSync("ipcrm", ["-m", shmId]);
+  }
+});
+
+test("user namespace: the job's root is an unprivileged uid on the host", async () => {
+  const id = await runDetached(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 30 & wait"]);
+  try {
+    const pid = jobHostPid(id);
+    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    assert.ok(hostUid > 0, `the job's root is host uid ${hostUid}`);
+    await stop(id);
+    const log = await d.rnx(["log", id]);
+    const [uidMap, gidMap, uidInside] = log.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+    assert.deepEqual(uidMap!.slice(0, 2), [0, hostUid], log.stdout);
+    assert.notEqual(gidMap![1], 0, log.stdout);
+    assert.deepEqual(uidInside, [0]);
+  } finally {
+    if (!(await getStatus(id)).endTime) await stop(id);
   }
 });
 
@@ -287,8 +309,7 @@ test("the daemon is not the job's parent: the job runs under conmon and outlives
   // The channel is backing off after the refused connections: wait until it has reconnected.
   await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 15_000, (err) => (err ? reject(err) : resolve())));
   assert.equal((await getStatus(id)).status, "RUNNING");
-  const stop = await d.rnx(["stop", id]);
-  assert.equal(stop.code, 0, stop.stderr);
+  await stop(id);
   const job = await waitEnded(id);
   assert.equal(job.status, "STOPPED");
   assert.ok(!isRunning(pid), "the job's process outlived rnx stop");
