@@ -4,10 +4,11 @@ import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { z } from "zod";
-import { JobletError } from "../errors.js";
-import { configError } from "./issues.js";
-import { deepFreeze } from "./daemon.js";
+import { JobletError, describeValue } from "../errors.js";
+
+// Validation is written out by hand rather than with the zod schema the daemon's config uses: rnx loads this
+// on every command, and zod is most of the bundle's size and a good part of its start-up time. The messages
+// keep the shape configError gives the daemon's: "key: expected …, got …", unknown keys named in full.
 
 /** Where rnx looks for its config when --config is not given, in order. */
 export function rnxConfigSearchPath(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -21,24 +22,11 @@ export function rnxConfigSearchPath(env: NodeJS.ProcessEnv = process.env): strin
   ];
 }
 
-const pem = (kind: string) =>
-  z.string().refine((s) => s.includes("-----BEGIN ") && s.includes(kind), `expected a PEM-encoded ${kind}`);
-
-const nodeSchema = z
-  .object({
-    address: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:\[\]]+):\d{1,5}$/, 'expected "host:port"'),
-    cert: pem("CERTIFICATE"),
-    key: pem("PRIVATE KEY"),
-    ca: pem("CERTIFICATE"),
-  })
-  .strict();
-
-const schema = z
-  .object({
-    version: z.literal("3.0"),
-    nodes: z.record(z.string().min(1), nodeSchema).refine((n) => Object.keys(n).length > 0, "expected at least one node"),
-  })
-  .strict();
+/** "host:port", the host a name or an IPv4 address or an IPv6 address in brackets. */
+const ADDRESS_RE = /^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/;
+const TOP_KEYS = ["version", "nodes"];
+const NODE_KEYS = ["address", "cert", "key", "ca"];
+const UNKNOWN_KEY = "unknown key (not a Joblet setting; remove it or check its spelling)";
 
 /** One daemon the CLI can talk to, with the credentials to use. */
 export interface RnxNode {
@@ -55,18 +43,43 @@ export interface RnxConfig {
   readonly nodes: readonly RnxNode[];
 }
 
-/** Validates parsed YAML. `file` is used in messages only. */
+/** Validates parsed YAML. `file` is used in messages only. Every problem is reported at once, one per line. */
 export function parseRnxConfig(raw: unknown, file: string): RnxConfig {
-  const result = schema.safeParse(raw ?? {}, { reportInput: true });
-  if (!result.success) throw configError(file, result.error.issues);
-  const nodes = Object.entries(result.data.nodes).map(([name, n]) => ({
-    name,
-    address: n.address,
-    certPem: n.cert,
-    keyPem: n.key,
-    caPem: n.ca,
-  }));
-  return deepFreeze({ file, nodes });
+  const problems: string[] = [];
+  const expected = (key: string, what: string, given: unknown) => problems.push(`${key}: expected ${what}, got ${describeValue(given)}`);
+  const top = raw ?? {};
+  if (!isMapping(top)) {
+    expected("(top level)", 'a mapping with the keys "version" and "nodes"', top);
+    throw invalidConfig(file, problems);
+  }
+  if (top.version !== "3.0") expected("version", '"3.0"', top.version);
+  const nodes: RnxNode[] = [];
+  if (!isMapping(top.nodes)) expected("nodes", "a mapping of node names to nodes (address, cert, key, ca)", top.nodes);
+  else if (Object.keys(top.nodes).length === 0) expected("nodes", "at least one node", top.nodes);
+  else {
+    for (const [name, node] of Object.entries(top.nodes)) {
+      const at = `nodes.${name}`;
+      if (name === "") expected(at, "a node name that is not empty", name);
+      else if (!isMapping(node)) expected(at, "a mapping with the keys address, cert, key and ca", node);
+      else {
+        const address = node.address;
+        if (typeof address !== "string" || !ADDRESS_RE.test(address)) expected(`${at}.address`, '"host:port"', address);
+        const pem = (key: string, kind: string) => {
+          const v = node[key];
+          if (typeof v !== "string" || !v.includes("-----BEGIN ") || !v.includes(kind)) expected(`${at}.${key}`, `a PEM-encoded ${kind}`, v);
+        };
+        pem("cert", "CERTIFICATE");
+        pem("key", "PRIVATE KEY");
+        pem("ca", "CERTIFICATE");
+        unknownKeys(node, NODE_KEYS, `${at}.`, problems);
+        nodes.push({ name, address: String(address), certPem: String(node.cert), keyPem: String(node.key), caPem: String(node.ca) });
+      }
+    }
+  }
+  unknownKeys(top, TOP_KEYS, "", problems);
+  if (problems.length > 0) throw invalidConfig(file, problems);
+  for (const node of nodes) Object.freeze(node);
+  return Object.freeze({ file, nodes: Object.freeze(nodes) });
 }
 
 /** Reads the config at `file`, or the first on the search path. */
@@ -100,4 +113,19 @@ export function selectNode(config: RnxConfig, name: string): RnxNode {
     );
   }
   return node;
+}
+
+/** True for a YAML mapping (a plain object; not null, not a list). */
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Adds one line naming every key of `obj` not in `known`, with its full path. */
+function unknownKeys(obj: Record<string, unknown>, known: readonly string[], prefix: string, problems: string[]): void {
+  const extra = Object.keys(obj).filter((k) => !known.includes(k));
+  if (extra.length > 0) problems.push(`${extra.map((k) => prefix + k).join(", ")}: ${UNKNOWN_KEY}`);
+}
+
+function invalidConfig(file: string, problems: readonly string[]): JobletError {
+  return new JobletError("INVALID_ARGUMENT", `invalid config ${file}:\n  ${problems.join("\n  ")}`);
 }
