@@ -52,16 +52,30 @@ program
   }, 50051)
   .option("--names <a,b>", "extra DNS names or IPs for the server certificate, comma-separated", "")
   .option("--force", "overwrite existing configs (issues a new CA: old client certificates stop working)", false)
-  .action(async (opts: { dir: string; address: string; port: number; names: string; force: boolean }) => {
+  .option("--state-dir <dir>", "the daemon's state dir, an absolute path (default: DIR/state)")
+  .action(async (opts: { dir: string; address: string; port: number; names: string; force: boolean; stateDir?: string }) => {
     const { runInit } = await import("./init/init.js");
     const names = opts.names.split(",").map((s) => s.trim()).filter(Boolean);
-    const res = await runInit({ dir: opts.dir, address: opts.address, port: opts.port, names, force: opts.force });
+    const res = await runInit({ dir: opts.dir, address: opts.address, port: opts.port, names, force: opts.force, ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }) });
     process.stdout.write(
       `wrote ${res.daemonConfigFile} (daemon config, keep it private)\n` +
         `wrote ${res.rnxConfigFile} (client config: nodes "default" = admin, "viewer" = read-only)\n` +
         `server certificate valid until ${res.serverCert.notAfter.toISOString()} for ${res.serverCert.sans.join(", ")}\n` +
         `start the daemon: joblet --config ${res.daemonConfigFile}\n`,
     );
+  });
+
+program
+  .command("doctor")
+  .description("check that this host can run jobs with every limit enforced, and that the config is usable; exit 0 when it can")
+  .option("-c, --config <file>", `daemon config file (default: first of ${daemonConfigSearchPath().join(", ")})`)
+  .option("--json", "print the report as JSON: {configFile, ok, checks: [{id, title, status, found, hint}], durationMs}", false)
+  .action(async (opts: { config?: string; json: boolean }, cmd: Command) => {
+    const { runDoctor } = await import("./doctor/doctor.js");
+    const { formatReport } = await import("./doctor/report.js");
+    const report = await runDoctor(opts.config ?? (cmd.parent?.opts() as { config?: string } | undefined)?.config);
+    process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    process.exitCode = report.ok ? 0 : 1;
   });
 
 program.parseAsync(process.argv).catch(fail);

@@ -23,6 +23,8 @@ export interface InitOptions {
   readonly names?: readonly string[];
   /** Overwrite existing config files (`--force`). */
   readonly force?: boolean;
+  /** The daemon's state dir written into joblet-config.yml (`--state-dir`, absolute); defaults to DIR/state. */
+  readonly stateDir?: string;
   /** Issuing time of the certificates; defaults to now. */
   readonly now?: Date;
 }
@@ -49,6 +51,9 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   const host = checkHost("--address", address);
   if (!Array.isArray(names)) throw invalidArgument("--names", "a list of host names or IP addresses", names);
   for (const name of names) checkHost("--names", name);
+  if (opts.stateDir !== undefined && (typeof opts.stateDir !== "string" || !path.isAbsolute(opts.stateDir))) {
+    throw invalidArgument("--state-dir", "an absolute directory path", opts.stateDir);
+  }
 
   const dir = path.resolve(opts.dir);
   const daemonConfigFile = path.join(dir, DAEMON_CONFIG_NAME);
@@ -73,7 +78,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
       cause: err,
     });
   }
-  writeFileAtomic(daemonConfigFile, daemonConfigYaml(pki, port, dir));
+  writeFileAtomic(daemonConfigFile, daemonConfigYaml(pki, port, dir, opts.stateDir ?? path.join(dir, "state")));
   writeFileAtomic(rnxConfigFile, rnxConfigYaml(pki, dialAddress(host, port)));
   return { daemonConfigFile, rnxConfigFile, serverCert: describeCertificate(pki.serverCertPem) };
 }
@@ -84,7 +89,7 @@ function dialAddress(host: string, port: number): string {
 }
 
 /** The daemon config with every section written out at its default and commented, so the file documents itself. */
-function daemonConfigYaml(pki: Pki, port: number, dir: string): string {
+function daemonConfigYaml(pki: Pki, port: number, dir: string, stateDir: string): string {
   return `# Joblet daemon configuration, written by \`joblet init\`. Start the daemon with
 #   joblet --config ${yamlComment(path.join(dir, DAEMON_CONFIG_NAME))}
 # This file holds the server's private key: keep it mode 0600, readable by root only.
@@ -136,7 +141,7 @@ filesystem:
 
 state:
   # Directory for the daemon's job database, job logs and runtime files (absolute path).
-  dir: ${JSON.stringify(path.join(dir, "state"))}
+  dir: ${JSON.stringify(path.resolve(stateDir))}
 
 runtime:
   # OCI runtime binary: a name looked up on PATH, or an absolute path (runc or crun).

@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { mkdirSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { after, test } from "node:test";
+import { checkStateDirs } from "./state.js";
+import { testConfig, type TestConfig } from "./test-config.js";
+
+const made: TestConfig[] = [];
+after(() => made.forEach((t) => t.cleanup()));
+
+test("an existing state dir is written to (and the probe removed), with its free space", async () => {
+  const t = await testConfig();
+  made.push(t);
+  mkdirSync(t.config.stateDir);
+  const [r] = checkStateDirs(t.config);
+  assert.equal(r!.status, "ok", r!.found);
+  assert.match(r!.found, new RegExp(`^${t.config.stateDir} is writable; \\d+(\\.\\d)? \\w+ free of`));
+  assert.deepEqual(readdirSync(t.config.stateDir), []);
+});
+
+test("a state dir that does not exist yet is checked in the directory it will be created in", async () => {
+  const t = await testConfig();
+  made.push(t);
+  const [r] = checkStateDirs(t.config);
+  assert.equal(r!.status, "ok");
+  assert.match(r!.found, /does not exist yet; the daemon creates it/);
+});
+
+test("a jobs dir outside the state dir is checked too", async () => {
+  const t0 = await testConfig();
+  made.push(t0);
+  const t = await testConfig({ filesystem: { baseDir: path.join(t0.dir, "elsewhere") } });
+  made.push(t);
+  assert.deepEqual(checkStateDirs(t.config).map((r) => r.id), ["state", "jobs"]);
+});
