@@ -1,7 +1,10 @@
 // Sequential decoding of one k8s-file log from a known record boundary, reading large blocks (not lines),
-// keeping the unfinished last line for the next read and extending the file's shared offset index.
+// keeping the unfinished last line for the next read and extending the file's shared offset index. Ranges
+// that retention dropped (holes, see holes.ts) are never decoded: the cursor jumps over them, keeping the
+// output offsets of everything after a hole what they were before it was punched.
 import { open, type FileHandle } from "node:fs/promises";
 import { JobletError } from "../../shared/errors.js";
+import { holeFrom, HoleWatch, type LogGap, type LogHole } from "./holes.js";
 import { K8sScan, MAX_LINE_BYTES } from "./k8sfile.js";
 import { indexFor, type OffsetIndex } from "./offset-index.js";
 
@@ -13,6 +16,9 @@ export const READ_BLOCK_BYTES = 1 << 20;
 const FIRST_TAIL_BLOCK_BYTES = 64 << 10;
 
 const EMPTY = Buffer.alloc(0);
+// A punched range reads as zeros in whole filesystem blocks; 4 KiB is the smallest block size we punch at.
+const ZERO_BLOCK_BYTES = 4096;
+const ZERO_BLOCK = Buffer.alloc(ZERO_BLOCK_BYTES);
 
 /** What one read found; valid only until the next `next()` call (the buffer and scan are reused). */
 export interface CursorBatch {
@@ -26,6 +32,8 @@ export interface CursorBatch {
   malformedLines: number;
   /** False when the read found no complete line: the cursor is at the end of the complete records. */
   advanced: boolean;
+  /** Set (with no records) when the cursor jumped over a hole instead of reading: the output it skipped. */
+  gap: LogGap | null;
 }
 
 /** A read position in one open log file: file position and output offset of the next unread line. */
@@ -43,6 +51,7 @@ export class LogCursor {
   private constructor(
     private readonly fh: FileHandle,
     private readonly index: OffsetIndex,
+    private readonly holes: HoleWatch,
     start: { filePos: number; offset: number },
     sizeBytes: number,
   ) {
@@ -53,7 +62,7 @@ export class LogCursor {
 
   /**
    * Opens `filePath` at the known record boundary closest before output offset `nearOffset` (the end of the
-   * decoded records when it lies beyond them); null when the file does not exist.
+   * decoded records when it lies beyond them; a hole's end counts as known); null when the file does not exist.
    */
   static async open(filePath: string, nearOffset: number): Promise<LogCursor | null> {
     let fh: FileHandle;
@@ -68,7 +77,14 @@ export class LogCursor {
     try {
       const st = await fh.stat();
       const index = indexFor(filePath, st.dev, st.ino, st.size);
-      return new LogCursor(fh, index, index.locate(nearOffset), st.size);
+      const holes = await HoleWatch.load(filePath);
+      let start = index.locate(nearOffset);
+      // A hole ending at or before nearOffset is a record boundary with a known offset: no need to decode
+      // up to it. One holding nearOffset is not used, so that the jump over it is reported as a gap.
+      for (const h of holes.holes) {
+        if (h.outputEnd <= nearOffset && h.fileEnd > start.filePos) start = { filePos: h.fileEnd, offset: h.outputEnd };
+      }
+      return new LogCursor(fh, index, holes, start, st.size);
     } catch (err) {
       await fh.close();
       throw err;
@@ -80,17 +96,34 @@ export class LogCursor {
     return this.outputOffset;
   }
 
-  /** Reads the next block and decodes its complete lines. Invalidates the previous batch's record views. */
+  /**
+   * Reads the next block and decodes its complete lines, or jumps over the hole the cursor is at (a batch
+   * with `gap` and no records). Invalidates the previous batch's record views.
+   */
   async next(): Promise<CursorBatch> {
+    const at = holeFrom(this.holes.holes, this.filePos);
+    if (at !== undefined && at.fileStart <= this.filePos) return this.jump(at, 0);
     if (this.block === null || this.block.length !== this.blockBytes) this.block = Buffer.allocUnsafe(this.blockBytes);
     const block = this.block;
     const readPos = this.skipReadPos ?? this.filePos + this.carry.length;
-    const { bytesRead } = await this.fh.read(block, 0, block.length, readPos);
+    let want = block.length;
+    const ahead = holeFrom(this.holes.holes, readPos);
+    if (ahead !== undefined) {
+      // Holes start at record boundaries, so an unfinished line never runs into one; if it does (a sidecar
+      // out of step with the log), the line cannot be completed and is dropped as malformed.
+      if (ahead.fileStart <= readPos) return this.jump(ahead, 1);
+      want = Math.min(want, ahead.fileStart - readPos);
+    }
+    const { bytesRead } = await this.fh.read(block, 0, want, readPos);
+    // Retention replaces the sidecar before it punches, so the sidecar as seen after this read lists every
+    // punch that could have touched the bytes read. Blocks of zeros (what a punched range reads as) force a
+    // re-read of it whatever its stat says. If the holes changed, the bytes are read again with the new list.
+    if (await this.holes.refresh(hasZeroBlock(block, bytesRead, readPos))) return this.next();
     if (bytesRead === block.length && this.blockBytes < READ_BLOCK_BYTES) this.blockBytes *= 4;
     if (bytesRead === 0) return this.emptyBatch(false);
     let fresh = block.subarray(0, bytesRead);
-    // Not at the end while a full block came back: the file may hold more than one block past readPos.
-    let advanced = bytesRead === block.length;
+    // Not at the end while a full read came back: the file may hold more past it (or a hole to jump over).
+    let advanced = bytesRead === want;
     let malformedLines = 0;
 
     if (this.skipReadPos !== null) {
@@ -134,12 +167,26 @@ export class LogCursor {
       // Copied: the block is reused by the next read.
       this.carry = rest.length === 0 ? EMPTY : Buffer.from(rest);
     }
-    return { buf: data, scan, offset: batchOffset, malformedLines, advanced };
+    return { buf: data, scan, offset: batchOffset, malformedLines, advanced, gap: null };
+  }
+
+  // Moves past hole h (which holds the cursor's position): its records are never decoded, the output offset
+  // becomes the hole's end, and what was skipped is reported.
+  private jump(h: LogHole, malformedLines: number): CursorBatch {
+    const gap: LogGap = { outputStart: Math.min(this.outputOffset, h.outputEnd), outputEnd: h.outputEnd };
+    this.filePos = h.fileEnd;
+    this.outputOffset = h.outputEnd;
+    this.carry = EMPTY;
+    this.skipReadPos = null;
+    this.index.addPoint(this.filePos, this.outputOffset);
+    this.index.advance(this.filePos, this.outputOffset);
+    this.scan.count = 0;
+    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines, advanced: true, gap };
   }
 
   private emptyBatch(advanced: boolean): CursorBatch {
     this.scan.count = 0;
-    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines: 0, advanced };
+    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines: 0, advanced, gap: null };
   }
 
   /** Drops the read buffer while the caller waits for growth; the next read starts with a small one. */
@@ -152,4 +199,15 @@ export class LogCursor {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+// True if buf[0, length), read from file position filePos, holds a whole file block (4 KiB aligned) of zeros.
+function hasZeroBlock(buf: Buffer, length: number, filePos: number): boolean {
+  const end = filePos + length;
+  for (let p = Math.ceil(filePos / ZERO_BLOCK_BYTES) * ZERO_BLOCK_BYTES; p + ZERO_BLOCK_BYTES <= end; p += ZERO_BLOCK_BYTES) {
+    const i = p - filePos;
+    // Log text is never NUL at a random position unless the job writes NULs: the first byte rules out most blocks.
+    if (buf[i] === 0 && buf.compare(ZERO_BLOCK, 0, ZERO_BLOCK_BYTES, i, i + ZERO_BLOCK_BYTES) === 0) return true;
+  }
+  return false;
 }

@@ -86,6 +86,14 @@ export function indexFor(path: string, dev: number, ino: number, sizeBytes: numb
   return index;
 }
 
+/** Drops the cached indexes of the file at `path` (it was deleted; a new file there starts afresh). */
+export function dropIndex(path: string): void {
+  for (const key of [...cache.keys()]) {
+    // Keys are `dev:ino:path`; the path itself may hold colons.
+    if (key.slice(key.indexOf(":", key.indexOf(":") + 1) + 1) === path) cache.delete(key);
+  }
+}
+
 /** Drops all cached indexes (for tests that measure cold reads). */
 export function clearIndexCache(): void {
   cache.clear();

@@ -1,8 +1,13 @@
 // Reading a job's output from its conmon k8s-file log, from any output offset, optionally following the file
 // as conmon appends. Each call reads the file independently and only when its consumer asks for the next
 // chunk, so a slow consumer slows only itself; the offset index is the only thing readers share.
+//
+// Ranges dropped by retention (holes, see retention.ts) are skipped: output offsets after a hole are what
+// they were before it was punched, so chunk offsets jump forward at a hole, and that jump (also reported
+// through `onGap`) is how a client learns that output was dropped. A chunk never spans a hole.
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { GrowthWaiter } from "./growth-waiter.js";
+import type { LogGap } from "./holes.js";
 import { STDOUT, type LogStream } from "./k8sfile.js";
 import { LogCursor } from "./log-cursor.js";
 
@@ -30,7 +35,14 @@ export interface ReadLogOptions {
   pollMs?: number;
   /** Told how many malformed lines were skipped, each time some are. */
   onMalformedLines?: (count: number) => void;
+  /**
+   * Told of output retention dropped that this reader skips (only the part at or after `fromOffset`),
+   * after the chunks before the gap were yielded and before any chunk after it.
+   */
+  onGap?: (gap: LogGap) => void;
 }
+
+export type { LogGap };
 
 /** Default payload cap per chunk, bytes. */
 export const DEFAULT_MAX_CHUNK_BYTES = 65536;
@@ -40,7 +52,8 @@ const DEFAULT_POLL_MS = 100;
 
 /**
  * Yields the output of the log at `filePath` from output offset `fromOffset` on, in file order, as chunks
- * of one stream of at most `maxChunkBytes` each. Without `follow` it ends at the end of the complete
+ * of one stream of at most `maxChunkBytes` each, skipping the output retention dropped (a `fromOffset`
+ * inside a dropped range starts at its end). Without `follow` it ends at the end of the complete
  * records (nothing when `fromOffset` is beyond them) and throws NOT_FOUND if the file does not exist; with
  * `follow` it waits for the file to appear and for the output to reach `fromOffset`. Options are checked
  * (INVALID_ARGUMENT) on the first `next()`. A consumer that stops early must call `return()` (a `break` in
@@ -84,6 +97,18 @@ export async function* readLog(
       const batch = cursor === null ? null : await cursor.next();
       if (signal?.aborted) return;
       if (batch !== null && batch.malformedLines > 0) opts.onMalformedLines?.(batch.malformedLines);
+
+      if (batch?.gap != null) {
+        // Whatever is pending ends at the hole: output on both sides of it must not share a chunk.
+        const before = builder.take();
+        if (before !== null) {
+          yield before;
+          if (signal?.aborted) return;
+        }
+        const outputStart = Math.max(batch.gap.outputStart, fromOffset);
+        if (batch.gap.outputEnd > outputStart) opts.onGap?.({ outputStart, outputEnd: batch.gap.outputEnd });
+        continue;
+      }
 
       if (batch !== null && batch.advanced) {
         const { buf, scan } = batch;
