@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cutToWidth, formatBytes, formatDurationMs, jobDurationMs, shellJoin, shortId } from "./format.js";
+import { cutToWidth, displayWidth, formatBytes, formatDurationMs, jobDurationMs, shellJoin, shortId } from "./format.js";
 import { outputWidth, useColor } from "./io.js";
 import { renderJobTable } from "./job-table.js";
+import { plainTable } from "./table.js";
 import { fakeJob } from "./test-support/fake-daemon.js";
 
 test("durations", () => {
@@ -58,4 +59,40 @@ test("the list table fits the width by cutting COMMAND, and has no escapes witho
   assert.ok(wide.includes("x".repeat(200)), "no width: never cut");
   const colored = renderJobTable(jobs, { width: 80, color: true, nowMs });
   assert.ok(colored.includes("\u001b[36mRUNNING\u001b[39m"));
+});
+
+test("display width: colour escapes 0, combining marks 0, CJK and emoji 2 columns", () => {
+  assert.equal(displayWidth("abc"), 3);
+  assert.equal(displayWidth("\u001b[36mRUNNING\u001b[39m"), 7);
+  assert.equal(displayWidth("日本語"), 6);
+  assert.equal(displayWidth("e\u0301"), 1);
+  assert.equal(displayWidth("🚀 go"), 5);
+  assert.equal(displayWidth("ｘ"), 2, "fullwidth form");
+  assert.equal(cutToWidth("日本語テキスト", 7), "日本語…");
+  assert.ok(displayWidth(cutToWidth("日本語テキスト", 6)) <= 6);
+});
+
+test("plain tables: columns aligned by display width, colour escapes not counted, header bold only with colour", () => {
+  const text = plainTable(["NAME", "VALUE"], [["日本", "x"], ["\u001b[31mred\u001b[39m", "y"], ["ab", ""]], false);
+  assert.equal(text, "NAME   VALUE\n日本   x\n\u001b[31mred\u001b[39m    y\nab\n");
+  assert.equal(plainTable(["A", "B"], [["1", "2"]], true), "\u001b[1mA\u001b[22m   \u001b[1mB\u001b[22m\n1   2\n");
+});
+
+test("a job whose command line holds newlines or escapes stays on one row, piped or not", () => {
+  const jobs = [fakeJob({ command: "sh", args: ["-c", "echo a\necho b\u001b[2J"] }), fakeJob({ id: "ffffffff-2" })];
+  const nowMs = Date.parse("2025-01-02T03:05:05Z");
+  for (const width of [undefined, 200]) {
+    const lines = renderJobTable(jobs, { width, color: false, nowMs }).trimEnd().split("\n");
+    assert.equal(lines.length, 3, String(width));
+    assert.match(lines[1]!, /sh -c 'echo a echo b \[2J'$/);
+  }
+});
+
+test("rendering a 2000-job list takes well under a second (cli-table3 took 150 ms for 100)", () => {
+  const jobs = Array.from({ length: 2000 }, (_, i) => fakeJob({ id: `${String(i).padStart(8, "0")}-x`, args: [`${i}`] }));
+  const start = performance.now();
+  const text = renderJobTable(jobs, { width: 120, color: true, nowMs: Date.parse("2025-01-02T03:05:05Z") });
+  const ms = performance.now() - start;
+  assert.equal(text.trimEnd().split("\n").length, 2001);
+  assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
 });

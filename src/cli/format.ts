@@ -48,13 +48,67 @@ export function shellJoin(words: readonly string[]): string {
   return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(" ");
 }
 
-/** Cuts `text` to at most `width` characters, ending in "…" when cut; control characters become spaces. */
+/** `text` on one line: control characters (newlines, tabs, escapes) become spaces. */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, " ");
+}
+
+/** Cuts `text` to at most `width` terminal columns, ending in "…" when cut; control characters become spaces. */
 export function cutToWidth(text: string, width: number): string {
-  const flat = text.replace(/[\u0000-\u001f\u007f]/g, " ");
-  const chars = Array.from(flat);
+  const flat = oneLine(text);
   if (width <= 0) return "";
-  if (chars.length <= width) return flat;
-  return `${chars.slice(0, Math.max(0, width - 1)).join("")}…`;
+  if (displayWidth(flat) <= width) return flat;
+  let out = "";
+  let used = 0;
+  for (const ch of flat) {
+    const w = displayWidth(ch);
+    if (used + w > width - 1) break;
+    out += ch;
+    used += w;
+  }
+  return `${out}…`;
+}
+
+/** SGR escape sequences (colours, bold), which take no room on a terminal. */
+const SGR_RE = /\u001b\[[0-9;]*m/g;
+/** Code points a terminal shows in zero columns: combining marks, zero-width space/joiners, variation selectors. */
+const ZERO_WIDTH_RE = /^[\p{Mn}\p{Me}\u200b-\u200f\ufe00-\ufe0f]$/u;
+/** Emoji shown as a picture: two columns. */
+const EMOJI_RE = /^\p{Extended_Pictographic}$/u;
+
+/** The number of terminal columns `text` takes: colour escapes 0, East Asian wide characters and emoji 2. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const ch of text.replace(SGR_RE, "")) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x7f) width += cp < 0x20 ? 0 : 1;
+    else if (ZERO_WIDTH_RE.test(ch)) continue;
+    else width += isWide(cp) || EMOJI_RE.test(ch) ? 2 : 1;
+  }
+  return width;
+}
+
+/** East Asian Wide and Fullwidth code points (the ranges of is-fullwidth-code-point, which wcwidth agrees with). */
+function isWide(cp: number): boolean {
+  return (
+    (cp >= 0x1100 && cp <= 0x115f) || // Hangul Jamo
+    cp === 0x2329 ||
+    cp === 0x232a ||
+    (cp >= 0x2e80 && cp <= 0x303e) || // CJK radicals and punctuation
+    (cp >= 0x3041 && cp <= 0x33ff) || // kana, CJK compatibility
+    (cp >= 0x3400 && cp <= 0x4dbf) || // CJK extension A
+    (cp >= 0x4e00 && cp <= 0x9fff) || // CJK unified ideographs
+    (cp >= 0xa000 && cp <= 0xa4cf) || // Yi
+    (cp >= 0xa960 && cp <= 0xa97f) || // Hangul Jamo extended A
+    (cp >= 0xac00 && cp <= 0xd7a3) || // Hangul syllables
+    (cp >= 0xf900 && cp <= 0xfaff) || // CJK compatibility ideographs
+    (cp >= 0xfe10 && cp <= 0xfe19) || // vertical forms
+    (cp >= 0xfe30 && cp <= 0xfe6f) || // CJK compatibility forms
+    (cp >= 0xff00 && cp <= 0xff60) || // fullwidth forms
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1b000 && cp <= 0x1b2ff) || // kana supplement
+    (cp >= 0x20000 && cp <= 0x3fffd) // CJK extensions B and later
+  );
 }
 
 /** The short form of a job ID shown in tables: its first 8 characters. */

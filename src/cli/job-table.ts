@@ -1,7 +1,7 @@
 // The `rnx list` table: ID (short form), STATUS, START, DURATION, COMMAND, oldest first so the newest job is
 // next to the prompt. Borderless like `docker ps`; the COMMAND column is cut so each row fits the terminal.
 import type { Job } from "../shared/proto/joblet.js";
-import { cutToWidth, formatDurationMs, formatTime, jobDurationMs, paintStatus, shellJoin, shortId } from "./format.js";
+import { cutToWidth, displayWidth, formatDurationMs, formatTime, jobDurationMs, oneLine, paintStatus, shellJoin, shortId } from "./format.js";
 import { COLUMN_GAP, plainTable } from "./table.js";
 
 /** Options for `renderJobTable`. */
@@ -25,11 +25,13 @@ export function sortJobs(jobs: readonly Job[]): Job[] {
 export function renderJobTable(jobs: readonly Job[], opts: JobTableOptions): string {
   const rows = sortJobs(jobs).map((j) => {
     const ms = jobDurationMs(j.startTime, j.endTime, opts.nowMs);
-    return [shortId(j.id), j.status, formatTime(j.startTime), ms === undefined ? "-" : formatDurationMs(ms), shellJoin([j.command, ...j.args])];
+    // Escapes and newlines in a job's command line must not reach the terminal nor split its row.
+    return [shortId(j.id), j.status, formatTime(j.startTime), ms === undefined ? "-" : formatDurationMs(ms), oneLine(shellJoin([j.command, ...j.args]))];
   });
   if (opts.width !== undefined) {
     // Fixed columns keep their natural width; COMMAND gets what is left of the line (at least 10).
-    const fixed = [0, 1, 2, 3].reduce((sum, c) => sum + Math.max(HEAD[c]!.length, ...rows.map((r) => r[c]!.length)) + COLUMN_GAP, 0);
+    const widest = (c: number) => rows.reduce((w, r) => Math.max(w, displayWidth(r[c]!)), displayWidth(HEAD[c]!));
+    const fixed = [0, 1, 2, 3].reduce((sum, c) => sum + widest(c) + COLUMN_GAP, 0);
     const room = Math.max(10, opts.width - fixed - 1);
     for (const r of rows) r[4] = cutToWidth(r[4]!, room);
   }
