@@ -9,6 +9,7 @@ import { AuditLog } from "./api/audit.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
 import { createCgroupManager } from "./cgroups/factory.js";
 import { JobService } from "./jobs/service.js";
+import { droppedOutputBytes } from "./logs/retention.js";
 import { JobletMetrics } from "./metrics/collector.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { isAlive } from "./runtime/conmon.js";
@@ -56,7 +57,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       ...(config.idMapBase !== undefined && { idMap: { hostUid: config.idMapBase, hostGid: config.idMapBase, size: 65_536 } }),
     });
     const metrics = config.metrics
-      ? new JobletMetrics({ listJobs: () => jobs?.list() ?? [], cgroups, cgroupParent: config.cgroupParent, stateDir: config.stateDir })
+      ? new JobletMetrics({
+          listJobs: () => jobs?.list() ?? [],
+          cgroups,
+          cgroupParent: config.cgroupParent,
+          stateDir: config.stateDir,
+          droppedLogBytes: droppedOutputBytes,
+        })
       : undefined;
     jobs = new JobService({ config, store, runtime, cgroups, logger: log, ...(metrics && { observer: metrics }) });
     await jobs.start();

@@ -1,14 +1,15 @@
 // The Prometheus endpoint of a real daemon: counters and gauges after real jobs (one OOM-killed, one that
-// cannot start, one refused by role, one running), per-running-job CPU, memory and log size from its cgroup
-// and log, a well-formed exposition, and the TLS variant that requires a client certificate from the CA.
+// cannot start, one refused by role, one running), per-running-job CPU, memory, log size and output dropped
+// by retention, a well-formed exposition, and the TLS variant that requires a client certificate from the CA.
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { LogCap } from "../../src/daemon/logs/retention.js";
 import { loadRnxConfig, selectNode } from "../../src/shared/config/rnx.js";
 import { freePort, ROOT, runCli, TestDaemon } from "./harness.js";
 
@@ -67,6 +68,7 @@ function parseExposition(text: string): Map<string, number> {
     "joblet_job_cpu_seconds_total",
     "joblet_job_memory_bytes",
     "joblet_log_bytes",
+    "joblet_log_dropped_bytes_total",
   ]) {
     assert.ok(types.has(name), `${name} is exported`);
   }
@@ -93,19 +95,20 @@ test("metrics over plain HTTP on loopback count real jobs and read running jobs'
   const missing = await d.rnx(["run", "no-such-program-xyz"]);
   assert.notEqual(missing.code, 0);
   assert.equal((await d.rnx(["--node", "viewer", "run", "true"])).code, 4, "viewer may not run jobs");
-  // A running job that burns some CPU, writes 50 000 bytes of output, then waits.
-  const det = await d.rnx(["run", "--detach", "sh", "-c", 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; head -c 50000 /dev/zero | tr "\\0" x; sleep 60']);
+  // A running job that burns some CPU, writes 330 000 bytes of output in 30 000 lines, then waits.
+  const det = await d.rnx(["run", "--detach", "sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; yes 0123456789 | head -n 30000; echo END; sleep 60"]);
   assert.equal(det.code, 0, det.stderr);
   const id = det.stdout.trim();
+  const logFile = path.join(d.dir, "state", "logs", `${id}.log`);
 
-  // Wait until the job's output is in its log.
+  // Wait until the job's output is all in its log.
   const deadline = Date.now() + 20_000;
-  for (;;) {
-    s = parseExposition((await scrape(url)).body);
-    if ((s.get(`joblet_log_bytes{job_id="${id}"}`) ?? 0) >= 50_000) break;
-    assert.ok(Date.now() < deadline, `log of ${id} never reached 50000 bytes: ${s.get(`joblet_log_bytes{job_id="${id}"}`)}`);
+  while (!(existsSync(logFile) && readFileSync(logFile, "latin1").endsWith(" stdout F END\n"))) {
+    assert.ok(Date.now() < deadline, `the output of ${id} never reached its log`);
     await sleep(200);
   }
+  const logBytes = statSync(logFile).size;
+  s = parseExposition((await scrape(url)).body);
   assert.equal(s.get('joblet_jobs{state="RUNNING"}'), 1);
   assert.equal(s.get('joblet_jobs{state="COMPLETED"}'), 1);
   assert.equal(s.get('joblet_jobs{state="FAILED"}'), 2, "the OOM-killed job and the one that could not start");
@@ -125,8 +128,17 @@ test("metrics over plain HTTP on loopback count real jobs and read running jobs'
   assert.ok(cpu !== undefined && cpu > 0, `cpu seconds of the running job: ${cpu}`);
   const mem = s.get(`joblet_job_memory_bytes{job_id="${id}"}`);
   assert.ok(mem !== undefined && mem > 0, `memory bytes of the running job: ${mem}`);
-  // 50 000 bytes of output, plus conmon's per-record prefix.
-  assert.ok(s.get(`joblet_log_bytes{job_id="${id}"}`)! < 60_000);
+  assert.equal(s.get(`joblet_log_bytes{job_id="${id}"}`), logBytes);
+  assert.ok(logBytes > 330_000, "output plus conmon's per-record prefix");
+  assert.equal(s.get(`joblet_log_dropped_bytes_total{job_id="${id}"}`), 0);
+
+  // Retention caps the running job's log (the daemon's own code, run here on the live file): the dropped
+  // output shows in the metric, the log file keeps its size (the middle is punched, offsets stay valid).
+  const cut = await new LogCap({ maxBytes: 128 << 10, headBytes: 16 << 10 }).enforce(logFile);
+  assert.ok(cut.droppedOutputBytes > 100_000, `retention dropped ${cut.droppedOutputBytes} bytes`);
+  s = parseExposition((await scrape(url)).body);
+  assert.equal(s.get(`joblet_log_dropped_bytes_total{job_id="${id}"}`), cut.droppedOutputBytes);
+  assert.equal(s.get(`joblet_log_bytes{job_id="${id}"}`), logBytes);
   const perJob = [...s.keys()].filter((k) => k.includes("job_id="));
   assert.ok(perJob.every((k) => k.includes(`job_id="${id}"`)), `per-job series only for the running job: ${perJob.join(", ")}`);
 

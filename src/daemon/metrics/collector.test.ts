@@ -116,3 +116,15 @@ test("dropped log bytes are exported per running job when a source is given", ()
   assert.equal(value(m.render(), 'joblet_log_dropped_bytes_total{job_id="run1"}'), 77);
   assert.deepEqual(seen, [path.join(stateDir, "logs", "run1.log")]);
 });
+
+test("an unreadable dropped-bytes record leaves that job's sample out instead of failing the scrape", () => {
+  const m = metrics([job("run1", "RUNNING"), job("run2", "RUNNING")], {}, {
+    droppedLogBytes: (file) => {
+      if (file.includes("run1")) throw new Error("corrupt holes file");
+      return 5;
+    },
+  });
+  const text = m.render();
+  assert.equal(value(text, 'joblet_log_dropped_bytes_total{job_id="run2"}'), 5);
+  assert.doesNotMatch(text, /joblet_log_dropped_bytes_total\{job_id="run1"\}/);
+});

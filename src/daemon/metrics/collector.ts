@@ -83,7 +83,8 @@ export class JobletMetrics implements JobObserver {
       const logFile = supervisionPaths(this.sources.stateDir, j.id).logPath;
       const size = fileSize(logFile);
       if (size !== undefined) logBytes.push({ labels, value: size });
-      if (this.sources.droppedLogBytes) dropped.push({ labels, value: this.sources.droppedLogBytes(logFile) });
+      const droppedBytes = this.readDropped(logFile);
+      if (droppedBytes !== undefined) dropped.push({ labels, value: droppedBytes });
     }
 
     const families: MetricFamily[] = [
@@ -139,6 +140,15 @@ export class JobletMetrics implements JobObserver {
       });
     }
     return families;
+  }
+
+  /** Dropped bytes of one log; undefined without a source, or when its record is unreadable (one job must not fail the scrape). */
+  private readDropped(logFile: string): number | undefined {
+    try {
+      return this.sources.droppedLogBytes?.(logFile);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The exposition text of every family. */
