@@ -1,7 +1,7 @@
 // `joblet doctor` on this machine: a fresh `joblet init` config passes with every check present, a missing
 // runtime fails with exit 1 and the fix, and with the daemon running the port check sees it answering.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -43,12 +43,15 @@ interface Report {
 let dir: string;
 let configFile: string;
 before(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), "joblet-doctor-it-"));
+  // A directory `joblet init` creates itself (0711), in a parent others may pass through, as on a real host.
+  const parent = mkdtempSync(path.join(os.tmpdir(), "joblet-doctor-it-"));
+  chmodSync(parent, 0o711);
+  dir = path.join(parent, "config");
   const init = await runCli([JOBLET, "init", "--dir", dir, "--port", String(await freePort())]);
   assert.equal(init.code, 0, init.stderr);
   configFile = path.join(dir, "joblet-config.yml");
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => rmSync(path.dirname(dir), { recursive: true, force: true }));
 
 test("doctor passes on this host with a fresh config: exit 0, every check listed with its outcome", async () => {
   const r = await runCli([JOBLET, "doctor", "--config", configFile, "--json"]);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, test } from "node:test";
 import { checkStateDirs } from "./state.js";
@@ -32,4 +32,18 @@ test("a jobs dir outside the state dir is checked too", async () => {
   const t = await testConfig({ filesystem: { baseDir: path.join(t0.dir, "elsewhere") } });
   made.push(t);
   assert.deepEqual(checkStateDirs(t.config).map((r) => r.id), ["state", "jobs"]);
+});
+
+test("with user namespaces, a parent directory others cannot search fails, naming it", async () => {
+  const t = await testConfig();
+  made.push(t);
+  chmodSync(t.dir, 0o700);
+  const [r] = checkStateDirs(t.config);
+  assert.equal(r!.status, "fail");
+  assert.match(r!.found, new RegExp(`host uid 100000 .* cannot pass through ${t.dir} \\(no o\\+x\\)`));
+  assert.match(r!.hint!, new RegExp(`chmod o\\+x ${t.dir}`));
+  const off = await testConfig({ security: { userNamespace: false } });
+  made.push(off);
+  chmodSync(off.dir, 0o700);
+  assert.equal(checkStateDirs(off.config)[0]!.status, "ok", "no user namespace: nothing to pass through");
 });

@@ -1,5 +1,5 @@
 // Test support: a real daemon config (fresh PKI) written to a temp dir, for checks that read the config.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseDaemonConfig, type DaemonConfig } from "../../shared/config/daemon.js";
@@ -17,6 +17,8 @@ export interface TestConfig {
 export async function testConfig(patch: Record<string, unknown> = {}, pkiOpts: { now?: Date } = {}): Promise<TestConfig> {
   const pki = await generatePki({ address: "localhost", ...pkiOpts });
   const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-doctor-unit-"));
+  // As `joblet init` leaves its directory: jobs' unprivileged root may pass through to the state dir.
+  chmodSync(dir, 0o711);
   const file = path.join(dir, "joblet-config.yml");
   writeFileSync(file, "# test\n", { mode: 0o600 });
   const raw = {
