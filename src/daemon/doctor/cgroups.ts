@@ -196,7 +196,7 @@ export async function checkCgroups(config: DaemonConfig): Promise<CheckResult[]>
     }
     results.push(checkCpuAccounting(cgroups.mode, dirs.get(cgroups.mode === "v2" ? "cpu" : "cpuacct"), throttle !== undefined && !("error" in throttle), layout));
   } catch (err) {
-    results.push(failFrom("cgroup.parent", "cgroup parent", err, "run joblet doctor as root, and check cgroup.baseDir"));
+    results.push(failFrom("cgroup.probe", "cgroup probe", err, "run joblet doctor as root, and check cgroup.baseDir"));
   } finally {
     await cgroups.remove(testPath).catch((err: unknown) => results.push(failFrom("cgroup.cleanup", "cgroup cleanup", err, `remove ${testPath} by hand (rmdir in each hierarchy)`)));
     if (!parentExisted) await cgroups.remove(parent).catch(() => undefined);
