@@ -4,7 +4,7 @@
 // reading log bytes knows whether those bytes may have been punched. Holes are only ever added or extended,
 // never removed, while the log exists: an unreadable or missing sidecar never shrinks what a reader knows.
 import { readFileSync } from "node:fs";
-import { open, readFile, rename, stat } from "node:fs/promises";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { JobletError } from "../../shared/errors.js";
 
@@ -115,6 +115,7 @@ export async function writeHoles(logPath: string, holes: readonly LogHole[]): Pr
       await dir.close();
     }
   } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new JobletError("INTERNAL", `log holes file ${p}: expected to write it, got ${(err as Error).message}`, { cause: err });
   }
 }

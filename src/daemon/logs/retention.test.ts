@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +10,7 @@ import { holesPathFor, readHolesSync, type LogHole } from "./holes.js";
 import { decodeK8sRecords, encodeK8sOutput, type LogStream } from "./k8sfile.js";
 import { clearIndexCache } from "./offset-index.js";
 import { readLog, totalOutputBytes, type LogChunk, type LogGap, type ReadLogOptions } from "./reader.js";
-import { diskFree, droppedOutputBytes, enforceBudget, LogCap, removeLog } from "./retention.js";
+import { diskFree, droppedOutputBytes, enforceBudget, LogCap, removeLog, RESERVE_FILE } from "./retention.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -365,6 +366,44 @@ describe("LogCap", () => {
     writeFileSync(p, file);
     writeFileSync(holesPathFor(p), '{"version":1,"holes":[{"fileStart":10}]}');
     await assert.rejects(collect(readLog(p, 0)), (e) => isJobletError(e, "INTERNAL") && e.message.includes(holesPathFor(p)));
+  });
+});
+
+describe("a full filesystem", () => {
+  const root = process.getuid?.() === 0;
+  it("still cuts a log when no byte is free, using the directory's reserve for the sidecar", { skip: root ? false : "needs root (mounts a small tmpfs)" }, async () => {
+    const mnt = mkdtempSync(path.join(tmpdir(), "joblet-full-fs-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=6m,mode=0700", "joblet-retention-test", mnt]);
+    try {
+      const { file } = makeLog(12 * MiB);
+      const p = path.join(mnt, "job.log");
+      const cap = new LogCap({ maxBytes: 1 * MiB, headBytes: 128 * KiB });
+      writeFileSync(p, file.subarray(0, 2 * MiB));
+      assert.equal((await cap.enforce(p)).holes, 1);
+      assert.ok(existsSync(path.join(mnt, RESERVE_FILE)), "the first cut sets a reserve aside");
+      // conmon keeps writing until the filesystem is full (its last write may end half-way through a record).
+      let written = 2 * MiB;
+      try {
+        for (; written < file.length; written += 64 * KiB) appendFileSync(p, file.subarray(written, written + 64 * KiB));
+        assert.fail("the filesystem never filled up");
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, "ENOSPC");
+      }
+      assert.ok(diskFree(mnt) < 4096, `free ${diskFree(mnt)}`);
+      const res = await cap.enforce(p);
+      assert.equal(res.holes, 1);
+      assert.ok(diskFree(mnt) > 2 * MiB, `free after the cut: ${diskFree(mnt)}`);
+      assert.ok(existsSync(path.join(mnt, RESERVE_FILE)), "the reserve is back");
+      const onDisk = readFileSync(p);
+      // What the job's output was: the records of the bytes that made it to disk.
+      const records = decodeK8sRecords(file.subarray(0, onDisk.length)).records;
+      const out: Output = { bytes: Buffer.concat(records.map((r) => r.data)), streams: Buffer.concat(records.map((r) => Buffer.alloc(r.data.length, letter(r.stream)))) };
+      const h = readHolesSync(p)[0]!;
+      assertGappedOutput((await readAll(p, 0)).events, out, 0, [{ outputStart: h.outputStart, outputEnd: h.outputEnd }]);
+    } finally {
+      execFileSync("umount", [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
   });
 });
 

@@ -17,8 +17,12 @@
 // over budget, it cuts the largest logs first down to their head plus a minimal tail (1 MiB by default),
 // until the total fits, leaving protected logs (running jobs, say) to the per-job cap alone. What it could
 // not free is returned, for the caller to report. `diskFree` tells how much room the filesystem has left.
+//
+// A full disk must not stop retention, yet recording a hole needs a new block for the sidecar: each log
+// directory keeps a 64 KiB reserve file, deleted to make room when a sidecar write fails with ENOSPC and
+// recreated after the next cut.
 import { statfsSync } from "node:fs";
-import { open, readdir, rm, stat, type FileHandle } from "node:fs/promises";
+import { open, readdir, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { invalidArgument, JobletError } from "../../shared/errors.js";
 import { holesPathFor, readHoles, readHolesSync, writeHoles, type LogHole } from "./holes.js";
@@ -35,6 +39,10 @@ const MAX_SLACK_BYTES = 1 << 20;
 // A sidecar is replaced at most this often per log, so that any two versions differ in their ctime (kept at
 // jiffy granularity, 1-10 ms) even if the filesystem reuses the inode: readers detect changes by stat.
 const MIN_SIDECAR_INTERVAL_MS = 20;
+/** Name of the reserve file in a log directory (not a `*.log`, so no budget counts it). */
+export const RESERVE_FILE = ".joblet-log-reserve";
+// Room for a few sidecar writes (a block each, plus a directory block).
+const RESERVE_BYTES = 64 << 10;
 
 /** Per-job log cap settings, in bytes of the log file. */
 export interface LogCapOptions {
@@ -239,7 +247,8 @@ async function cutMiddle(file: string, headBytes: number, tailBytes: number, tri
       if (firstSight) await repunchIfAllocated(file, holes, st.blocks * 512, keptBytes);
       return NOTHING;
     }
-    await checkPunchSupport(path.dirname(file));
+    const dir = path.dirname(file);
+    await checkPunchSupport(dir);
 
     // Everything in file bytes [headBytes, size - tailBytes) goes, except what already is a hole. Each stretch
     // between holes is decoded from its start, a record boundary with a known offset (0, or a hole's end).
@@ -268,16 +277,44 @@ async function cutMiddle(file: string, headBytes: number, tailBytes: number, tri
     // Sidecar first, durably: from here on readers skip these ranges, so punching them cannot show garbage.
     const waitMs = (knownHoles.get(file)?.writtenAtMs ?? 0) + MIN_SIDECAR_INTERVAL_MS - Date.now();
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-    await writeHoles(file, merged);
+    await writeHolesEvenIfFull(file, merged);
     remember(file, st.ino, merged, Date.now());
     // Each changed hole is punched whole: that frees the block where an old hole meets its extension, and
     // re-punching already freed blocks costs little.
     for (const h of merged) {
       if (added.some((a) => a.fileStart >= h.fileStart && a.fileEnd <= h.fileEnd)) await punchHole(file, h.fileStart, h.fileEnd);
     }
+    await ensureReserve(dir);
     return { droppedOutputBytes: added.reduce((sum, h) => sum + (h.outputEnd - h.outputStart), 0), holes: added.length };
   } finally {
     await fh.close();
+  }
+}
+
+// Writes the sidecar; on a full disk, gives up the directory's reserve for it.
+async function writeHolesEvenIfFull(file: string, holes: readonly LogHole[]): Promise<void> {
+  try {
+    await writeHoles(file, holes);
+  } catch (err) {
+    if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code !== "ENOSPC") throw err;
+    await rm(path.join(path.dirname(file), RESERVE_FILE), { force: true });
+    await writeHoles(file, holes);
+  }
+}
+
+// Recreates the directory's reserve if it is missing; best effort (the disk may still be too full).
+async function ensureReserve(dir: string): Promise<void> {
+  const p = path.join(dir, RESERVE_FILE);
+  try {
+    if ((await stat(p)).size === RESERVE_BYTES) return;
+  } catch {
+    // Missing: created below.
+  }
+  try {
+    // Written, not truncated to size: a sparse reserve would hold no blocks (the write reserves them).
+    await writeFile(p, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+  } catch {
+    await rm(p, { force: true }).catch(() => undefined);
   }
 }
 
