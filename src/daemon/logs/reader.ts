@@ -156,7 +156,10 @@ export async function* readLog(
   }
 }
 
-/** The output bytes decoded from the complete records of the log at `filePath` so far; 0 if it does not exist. */
+/**
+ * The output bytes of the complete records of the log at `filePath` so far, output dropped by retention
+ * included (it is the offset the next byte will have); 0 if the log does not exist.
+ */
 export async function totalOutputBytes(filePath: string): Promise<number> {
   // Opening near the largest offset starts at the index frontier: only the new part of the file is decoded.
   const cursor = await LogCursor.open(filePath, Number.MAX_SAFE_INTEGER);

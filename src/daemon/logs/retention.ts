@@ -281,8 +281,14 @@ async function cutMiddle(file: string, headBytes: number, tailBytes: number, tri
     remember(file, st.ino, merged, Date.now());
     // Each changed hole is punched whole: that frees the block where an old hole meets its extension, and
     // re-punching already freed blocks costs little.
-    for (const h of merged) {
-      if (added.some((a) => a.fileStart >= h.fileStart && a.fileEnd <= h.fileEnd)) await punchHole(file, h.fileStart, h.fileEnd);
+    try {
+      for (const h of merged) {
+        if (added.some((a) => a.fileStart >= h.fileStart && a.fileEnd <= h.fileEnd)) await punchHole(file, h.fileStart, h.fileEnd);
+      }
+    } catch (err) {
+      // Recorded but not (all) punched: forgetting the log makes the next enforce check its blocks and punch again.
+      knownHoles.delete(file);
+      throw err;
     }
     await ensureReserve(dir);
     return { droppedOutputBytes: added.reduce((sum, h) => sum + (h.outputEnd - h.outputStart), 0), holes: added.length };
