@@ -89,6 +89,16 @@ test("after a dropped connection it resumes from the next offset and skips bytes
   assert.deepEqual(src.offsets, [0, 6]);
 });
 
+test("a jump forward in offsets (output dropped by the server's log cap) is announced and resume still works", async () => {
+  const { io, sinks: s } = sinks();
+  const drop = new JobletError("UNAVAILABLE", "connection dropped");
+  const src = scripted([[chunk("head\n", 0), chunk("tail\n", 1000), drop], [chunk("more\n", 1005)]]);
+  await followLogs(src, "j", s, { retryDelaysMs: [1] });
+  assert.equal(io.out(), "head\ntail\nmore\n");
+  assert.match(io.err(), /995 bytes of job j's output were dropped/);
+  assert.deepEqual(src.offsets, [0, 1005], "resumes after the gap, offsets still trusted");
+});
+
 test("a server without offsets (all 0) still gets all its output written", async () => {
   const { io, sinks: s } = sinks();
   await followLogs(scripted([[chunk("a", 0), chunk("b", 0), chunk("c", 0)]]), "j", s);

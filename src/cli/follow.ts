@@ -51,7 +51,11 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
         reached = true;
         attempt = 0;
         let payload = chunk.payload;
-        if (offsetsTrusted && chunk.offset !== next) {
+        if (offsetsTrusted && chunk.offset > next) {
+          // A jump forward: the server dropped that much of the job's output (its per-job log cap).
+          sinks.notes.write(`rnx: ${chunk.offset - next} bytes of job ${id}'s output were dropped here by the server's log size cap\n`);
+          next = chunk.offset;
+        } else if (offsetsTrusted && chunk.offset !== next) {
           // After a reconnect the server may start inside the last chunk written: skip what was written.
           const overlaps = first && chunk.offset < next && chunk.offset + payload.length > next;
           if (overlaps) payload = payload.subarray(next - chunk.offset);

@@ -127,7 +127,7 @@ function handlers(jobs: JobService, log: Logger, onCall: CallObserver, revoked: 
       return { id: j.id, status: j.status, endTime: j.endTime ?? "", exitCode: j.exitCode ?? 0 };
     }),
     listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
-    deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", (req) => ({ id: jobs.delete(req.id) })),
+    deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", async (req) => ({ id: await jobs.delete(req.id) })),
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       void streamLogs(call, jobs, log, onCall, revoked);
     },

@@ -11,6 +11,7 @@ import { blockDeviceFor } from "../cgroups/blockdev.js";
 import { formatCpuList, onlineCpus, onlineMems, validateCpuCores } from "../cgroups/cpuset.js";
 import type { CgroupManager } from "../cgroups/manager.js";
 import { readLog, type LogChunk } from "../logs/reader.js";
+import { diskFree, enforceBudget, LogCap, removeLog } from "../logs/retention.js";
 import type { JobRuntime } from "../runtime/job-runtime.js";
 import type { JobResources } from "../runtime/spec.js";
 import type { JobLimits, JobRecord } from "../store/record.js";
@@ -28,6 +29,10 @@ const MONITOR_DRAIN_MS = 5_000;
 const JOB_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** How often finished jobs are pruned by age even when no job ends, milliseconds. */
 const PRUNE_INTERVAL_MS = 3_600_000;
+/** How often running jobs' logs are checked against the cap and the disk budget, milliseconds. */
+const LOG_CHECK_INTERVAL_MS = 2_000;
+/** Free space below which the disk holding the logs counts as full, bytes. */
+const DISK_FULL_BYTES = 1024 * 1024;
 
 /** Told about lifecycle events (metrics, audit); each method is called synchronously and must not throw. */
 export interface JobObserver {
@@ -65,6 +70,11 @@ export class JobService {
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private logTimer: NodeJS.Timeout | undefined;
+  private readonly logCap: LogCap | undefined;
+  /** Jobs already told that the disk holding their log is full (so it is recorded once). */
+  private readonly diskFullNoted = new Set<string>();
+  private checkingLogs = false;
 
   constructor(deps: JobServiceDeps) {
     this.config = deps.config;
@@ -73,6 +83,8 @@ export class JobService {
     this.cgroups = deps.cgroups;
     this.log = deps.logger;
     this.observer = deps.observer ?? {};
+    const { maxJobBytes, keepHeadBytes } = this.config.logs;
+    this.logCap = maxJobBytes > 0 ? new LogCap({ maxBytes: maxJobBytes, headBytes: keepHeadBytes }) : undefined;
   }
 
   /** Reconciles unfinished jobs with the system, then watches for exits. Call once before serving. */
@@ -83,12 +95,16 @@ export class JobService {
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
     this.pruneTimer.unref();
+    await this.checkLogs();
+    this.logTimer = setInterval(() => void this.checkLogs(), LOG_CHECK_INTERVAL_MS);
+    this.logTimer.unref();
   }
 
   /** Stops watching and disarms timers; running jobs keep running under their monitors. */
   close(): void {
     this.stopWatching?.();
     clearInterval(this.pruneTimer);
+    clearInterval(this.logTimer);
     for (const t of this.timeouts.values()) clearTimeout(t);
     this.timeouts.clear();
   }
@@ -169,19 +185,80 @@ export class JobService {
   }
 
   /** Deletes a finished job's record, log and work dir. */
-  delete(idOrPrefix: string): string {
+  async delete(idOrPrefix: string): Promise<string> {
     const id = this.resolve(idOrPrefix);
     const job = this.mustGet(id);
     if (!isFinal(job.status)) {
       throw new JobletError("FAILED_PRECONDITION", `job ${id} is ${job.status}; stop it before deleting it`, { hint: `rnx stop ${id}` });
     }
-    this.forget(id);
+    await this.forget(id);
     return id;
   }
 
-  private forget(id: string): void {
+  /** Deletes a finished job's record, work dir and log. */
+  private async forget(id: string): Promise<void> {
     this.store.delete(id);
     this.runtime.forget(id);
+    await removeLog(this.runtime.paths(id).logPath);
+  }
+
+  /**
+   * Keeps logs within joblet's limits: each running job's log under logs.maxJobLogMB (head and tail kept,
+   * the middle dropped, offsets unchanged), all logs under logs.diskBudgetMB, and records on running jobs
+   * when the disk holding the logs is full (conmon cannot write their output then).
+   */
+  private async checkLogs(): Promise<void> {
+    if (this.checkingLogs) return;
+    this.checkingLogs = true;
+    try {
+      await this.checkLogsOnce();
+    } finally {
+      this.checkingLogs = false;
+    }
+  }
+
+  private async checkLogsOnce(): Promise<void> {
+    const running = this.store.listUnfinished().filter((j) => j.status === "RUNNING");
+    for (const job of running) await this.capLog(job.id);
+    const logsDir = path.dirname(this.runtime.paths("x").logPath);
+    const { diskBudgetBytes, keepHeadBytes } = this.config.logs;
+    if (diskBudgetBytes > 0) {
+      try {
+        const res = await enforceBudget(logsDir, diskBudgetBytes, new Set(running.map((j) => j.id)), { headBytes: keepHeadBytes });
+        if (res.shortfallBytes > 0) {
+          this.log.warn({ usedBytes: res.usedBytes, budgetBytes: diskBudgetBytes, shortfallBytes: res.shortfallBytes }, "logs exceed logs.diskBudgetMB: running jobs' logs are only cut to their own cap");
+        }
+      } catch (err) {
+        this.log.error({ err }, "enforcing the log disk budget failed");
+      }
+    }
+    let free: number;
+    try {
+      free = diskFree(logsDir);
+    } catch {
+      return;
+    }
+    if (free >= DISK_FULL_BYTES) {
+      this.diskFullNoted.clear();
+      return;
+    }
+    for (const job of running) {
+      if (this.diskFullNoted.has(job.id)) continue;
+      this.diskFullNoted.add(job.id);
+      const reason = `output is not being kept since ${new Date().toISOString()}: the disk holding ${logsDir} is full (${free} bytes free)`;
+      this.store.update(job.id, { reason });
+      this.log.error({ jobId: job.id, freeBytes: free, logsDir }, "disk full: the job's output is not being kept");
+    }
+  }
+
+  private async capLog(id: string): Promise<void> {
+    if (!this.logCap) return;
+    try {
+      const res = await this.logCap.enforce(this.runtime.paths(id).logPath);
+      if (res.droppedOutputBytes > 0) this.log.info({ jobId: id, droppedBytes: res.droppedOutputBytes, maxBytes: this.logCap.maxBytes }, "log over its cap: middle dropped");
+    } catch (err) {
+      this.log.error({ err, jobId: id }, "capping the job's log failed");
+    }
   }
 
   /** Deletes finished jobs beyond joblet.retention (count and age), oldest first. */
@@ -190,11 +267,7 @@ export class JobService {
     const before = maxAgeMs > 0 ? new Date(Date.now() - maxAgeMs).toISOString() : undefined;
     const ids = this.store.finishedToPrune(maxJobs, before);
     for (const id of ids) {
-      try {
-        this.forget(id);
-      } catch (err) {
-        this.log.error({ err, jobId: id }, "pruning the job failed");
-      }
+      this.forget(id).catch((err: unknown) => this.log.error({ err, jobId: id }, "pruning the job failed"));
     }
     if (ids.length) this.log.info({ pruned: ids.length, maxJobs, maxAgeMs }, "pruned finished jobs");
   }
@@ -362,6 +435,7 @@ export class JobService {
     await this.cleanup(id);
     const tRemoved = performance.now();
     this.wakeFinalWaiters(id);
+    await this.capLog(id);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",

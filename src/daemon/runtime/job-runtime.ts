@@ -80,11 +80,10 @@ export class JobRuntime {
     return dir;
   }
 
-  /** Deletes everything kept for a finished job: its work dir and log. */
+  /** Deletes a finished job's work dir (its log belongs to the logs layer: see removeLog). */
   forget(id: string): void {
     if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
     rmSync(path.join(this.opts.jobsDir, id), { recursive: true, force: true });
-    rmSync(this.paths(id).logPath, { force: true });
   }
 
   /**

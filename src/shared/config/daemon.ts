@@ -29,6 +29,8 @@ const duration = z.string().refine((s) => {
   }
 }, 'expected a duration such as "500ms", "5s", "2m" or "7d"');
 
+const MIB = 1024 * 1024;
+
 /** Longest timer Node can arm (2^31-1 ms, about 24.8 days). */
 export const MAX_TIMER_MS = 2_147_483_647;
 
@@ -114,6 +116,18 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    logs: z
+      .object({
+        maxJobLogMB: int(0, 16 * 1024 * 1024).default(1024),
+        keepHeadMB: int(0, 16 * 1024 * 1024).default(64),
+        diskBudgetMB: int(0, 1024 * 1024 * 1024).default(0),
+      })
+      .strict()
+      .refine((l) => l.maxJobLogMB === 0 || l.maxJobLogMB > l.keepHeadMB, {
+        message: "expected logs.maxJobLogMB to be 0 (no cap) or larger than logs.keepHeadMB",
+        path: ["maxJobLogMB"],
+      })
+      .prefault({}),
     grpc: z
       .object({
         maxRecvMsgSize: int(1024, 1 << 30).default(4 * 1024 * 1024),
@@ -189,6 +203,11 @@ export interface DaemonConfig {
   readonly jobsDir: string;
   readonly runtimePath: string;
   readonly conmonPath: string;
+  /**
+   * Output kept per job: beyond `maxJobBytes` (0 = no cap) the first `keepHeadBytes` and the newest rest are
+   * kept; all logs together stay under `diskBudgetBytes` (0 = no budget).
+   */
+  readonly logs: { readonly maxJobBytes: number; readonly keepHeadBytes: number; readonly diskBudgetBytes: number };
   readonly grpc: { readonly maxRecvMsgSize: number; readonly maxSendMsgSize: number };
   readonly logging: { readonly level: string; readonly format: "json" | "text" };
   /**
@@ -232,6 +251,11 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     jobsDir: c.filesystem.baseDir ? path.resolve(c.filesystem.baseDir) : path.join(stateDir, "jobs"),
     runtimePath: c.runtime.path,
     conmonPath: c.runtime.conmonPath,
+    logs: {
+      maxJobBytes: c.logs.maxJobLogMB * MIB,
+      keepHeadBytes: c.logs.keepHeadMB * MIB,
+      diskBudgetBytes: c.logs.diskBudgetMB * MIB,
+    },
     grpc: { ...c.grpc },
     logging: { ...c.logging },
     metrics: c.metrics ? { ...splitHostPort(c.metrics.address)!, tls: c.metrics.tls } : undefined,
