@@ -14,7 +14,8 @@ import { JobletMetrics } from "./metrics/collector.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { isAlive } from "./runtime/conmon.js";
 import { prepareHostFs } from "./runtime/hostfs.js";
-import { defaultSeccompProfile } from "./runtime/seccomp.js";
+import { seccompForSetting } from "./runtime/seccomp.js";
+import { idMapForBase } from "./runtime/spec.js";
 import { JobRuntime } from "./runtime/job-runtime.js";
 import { SqliteJobStore } from "./store/sqlite.js";
 
@@ -53,8 +54,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       conmonPath,
       hostFs,
       tmpBytes: config.limits.tmpSizeBytes,
-      seccomp: loadSeccomp(config.seccomp),
-      ...(config.idMapBase !== undefined && { idMap: { hostUid: config.idMapBase, hostGid: config.idMapBase, size: 65_536 } }),
+      seccomp: seccompForSetting(config.seccomp),
+      idMap: idMapForBase(config.idMapBase),
     });
     const metrics = config.metrics
       ? new JobletMetrics({
@@ -149,22 +150,6 @@ function checkKeyFilePermissions(file: string, log: Logger): void {
     });
   }
   if (mode & 0o040) log.warn({ file, mode: mode.toString(8) }, "the config holds the server's private key and its group may read it");
-}
-
-/** The seccomp section jobs get, from `security.seccomp`. */
-function loadSeccomp(setting: string): Record<string, unknown> | undefined {
-  if (setting === "unconfined") return undefined;
-  if (setting === "default") return defaultSeccompProfile();
-  let profile: unknown;
-  try {
-    profile = JSON.parse(readFileSync(setting, "utf8"));
-  } catch (err) {
-    throw new JobletError("INVALID_ARGUMENT", `security.seccomp: cannot read the profile ${setting}: ${(err as Error).message}`);
-  }
-  if (!profile || typeof profile !== "object" || typeof (profile as { defaultAction?: unknown }).defaultAction !== "string") {
-    throw new JobletError("INVALID_ARGUMENT", `security.seccomp: expected an OCI seccomp profile with a defaultAction in ${setting}`);
-  }
-  return profile as Record<string, unknown>;
 }
 
 /** Resolves a program name via PATH (or checks an absolute path); the error names the config key. */

@@ -13,13 +13,13 @@ import { formatCpuList, onlineCpus, onlineMems } from "../cgroups/cpuset.js";
 import { createCgroupManager } from "../cgroups/factory.js";
 import { prepareHostFs } from "../runtime/hostfs.js";
 import { JobRuntime } from "../runtime/job-runtime.js";
-import { defaultSeccompProfile } from "../runtime/seccomp.js";
+import { seccompForSetting } from "../runtime/seccomp.js";
+import { idMapForBase } from "../runtime/spec.js";
 import type { JobResources } from "../runtime/spec.js";
 import { fail, failFrom, ok, type CheckResult } from "./check.js";
 import { existingAncestor } from "./cgroups.js";
 
 /** Size of the uid/gid range a job's user namespace maps, as the daemon maps it. */
-const ID_MAP_SIZE = 65_536;
 /** How long the test job may take to start and end, ms. */
 const JOB_TIMEOUT_MS = 15_000;
 const MARKER = "joblet-doctor-ok";
@@ -31,9 +31,9 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
   if (!runtimePath || !conmonPath) return fail(id, title, "not run: the runtime or conmon is missing", "fix the runtime and monitor checks above");
   let seccomp: Record<string, unknown> | undefined;
   try {
-    seccomp = config.seccomp === "default" ? defaultSeccompProfile() : config.seccomp === "unconfined" ? undefined : (JSON.parse(readFileSync(config.seccomp, "utf8")) as Record<string, unknown>);
+    seccomp = seccompForSetting(config.seccomp);
   } catch (err) {
-    return fail(id, title, `security.seccomp: cannot read the profile ${config.seccomp}: ${(err as Error).message}`, "point security.seccomp at a readable OCI seccomp profile (JSON)");
+    return fail(id, title, (err as Error).message, "point security.seccomp at a readable OCI seccomp profile (JSON)");
   }
   const cgroups = createCgroupManager();
   const jobId = newJobId();
@@ -54,7 +54,7 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
       hostFs: prepareHostFs(stateDir),
       tmpBytes: config.limits.tmpSizeBytes,
       seccomp,
-      ...(config.idMapBase !== undefined && { idMap: { hostUid: config.idMapBase, hostGid: config.idMapBase, size: ID_MAP_SIZE } }),
+      idMap: idMapForBase(config.idMapBase),
     });
     const limits: string[] = ["cpu 50%", "memory 64 MiB", "pids 32", "cpuset"];
     const resources: JobResources = {

@@ -4,6 +4,9 @@
 // like. A denied call fails with EPERM (clone3 with ENOSYS, so libc falls back to clone, whose namespace
 // flags are filtered).
 
+import { readFileSync } from "node:fs";
+import { JobletError } from "../../shared/errors.js";
+
 const EPERM = 1;
 const ENOSYS = 38;
 
@@ -64,4 +67,23 @@ export function defaultSeccompProfile(arch: string = process.arch): Record<strin
       })),
     ],
   };
+}
+
+/**
+ * The seccomp section for the `security.seccomp` setting: "default" (the profile above), "unconfined"
+ * (none), or the path of an OCI seccomp profile in JSON. Throws INVALID_ARGUMENT naming the key.
+ */
+export function seccompForSetting(setting: string): Record<string, unknown> | undefined {
+  if (setting === "unconfined") return undefined;
+  if (setting === "default") return defaultSeccompProfile();
+  let profile: unknown;
+  try {
+    profile = JSON.parse(readFileSync(setting, "utf8"));
+  } catch (err) {
+    throw new JobletError("INVALID_ARGUMENT", `security.seccomp: cannot read the profile ${setting}: ${(err as Error).message}`);
+  }
+  if (!profile || typeof profile !== "object" || typeof (profile as { defaultAction?: unknown }).defaultAction !== "string") {
+    throw new JobletError("INVALID_ARGUMENT", `security.seccomp: expected an OCI seccomp profile with a defaultAction in ${setting}`);
+  }
+  return profile as Record<string, unknown>;
 }

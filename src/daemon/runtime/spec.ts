@@ -53,6 +53,14 @@ export interface IdMap {
   size: number;
 }
 
+/** How many ids a job's user namespace maps (0…65535, what a Linux distribution's tools expect). */
+export const ID_MAP_SIZE = 65_536;
+
+/** The mapping for `security.idMapBase` (undefined when user namespaces are off). */
+export function idMapForBase(base: number | undefined): IdMap | undefined {
+  return base === undefined ? undefined : { hostUid: base, hostGid: base, size: ID_MAP_SIZE };
+}
+
 /** Capabilities a job keeps: Docker's default set without NET_RAW and MKNOD. */
 export const JOB_CAPABILITIES = [
   "CAP_CHOWN",
