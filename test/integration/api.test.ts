@@ -192,6 +192,9 @@ test("a unique prefix works for status, stop and logs (gRPC with fewer than 8 ch
   await rejects(stop(short), status.FAILED_PRECONDITION, new RegExp(a.id));
 });
 
+/** An ID prefix shared by several jobs, found by the next test. */
+let ambiguous: { prefix: string; matching: string[] } | undefined;
+
 test("an ambiguous prefix is INVALID_ARGUMENT listing the matching jobs", T, async () => {
   const byFirst = new Map<string, string[]>();
   for (const j of (await list()).jobs) byFirst.set(j.id[0]!, [...(byFirst.get(j.id[0]!) ?? []), j.id]);
@@ -205,6 +208,17 @@ test("an ambiguous prefix is INVALID_ARGUMENT listing the matching jobs", T, asy
     const err = await rejects(p, status.INVALID_ARGUMENT, /^id: /, /several jobs/);
     for (const id of matching.slice(0, 10)) assert.ok(err.details.includes(id), `${err.details} lists ${id}`);
   }
+  ambiguous = { prefix: first, matching };
+});
+
+test("GetJobLogs refusals reach the client as a status: NOT_FOUND, INVALID_ARGUMENT (non-hex, ambiguous)", T, async () => {
+  assert.ok(ambiguous, "needs the ambiguous prefix of the previous test");
+  await rejects(logs(UNKNOWN_ID), status.NOT_FOUND, /ffffffff/);
+  await rejects(logs("../etc"), status.INVALID_ARGUMENT, /^id: expected .*hex/);
+  const err = await rejects(logs(ambiguous.prefix), status.INVALID_ARGUMENT, /^id: /, /several jobs/);
+  for (const id of ambiguous.matching.slice(0, 10)) assert.ok(err.details.includes(id), `${err.details} lists ${id}`);
+  const r = await d.rnx(["log", UNKNOWN_ID], { timeoutMs: 20_000 });
+  assert.equal(r.code, 5, `rnx log of an unknown job exits 5 (not found): ${r.stderr}`);
 });
 
 test("stopping a finished job is FAILED_PRECONDITION with a message", T, async () => {

@@ -82,18 +82,21 @@ export class TestDaemon {
   async launch(): Promise<void> {
     const proc = spawn(process.execPath, [JOBLET, "--config", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
+    // Only this process's output counts: the log still holds the "serving" line of an earlier start.
+    let own = "";
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${this.log}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${own}`)), 20_000);
       proc.stderr!.on("data", (d: Buffer) => {
         this.log += d.toString();
-        if (this.log.includes('"joblet serving"')) {
+        own += d.toString();
+        if (own.includes('"joblet serving"')) {
           clearTimeout(timer);
           resolve();
         }
       });
       proc.once("exit", (code) => {
         clearTimeout(timer);
-        reject(new Error(`daemon exited with ${code}:\n${this.log}`));
+        reject(new Error(`daemon exited with ${code}:\n${own}`));
       });
     });
     proc.removeAllListeners("exit");

@@ -220,6 +220,26 @@ test("a daemon SIGTERM leaves a running job running; after a restart it is follo
   assertNothingLeft(job.id, pids);
 });
 
+test("rnx log following a job across a daemon SIGTERM and restart reconnects and gets all output once", T, async () => {
+  const ticks = Array.from({ length: 16 }, (_, i) => i + 1);
+  const job = await run("sh", "-c", `for i in ${ticks.join(" ")}; do echo tick $i; sleep 0.5; done; exit 4`);
+  const follower = followWithRnx(job.id);
+  await follower.firstOutput;
+  c.close();
+  assert.equal(await d.stopProcess("SIGTERM"), 0);
+  await sleep(500);
+  d.log = "";
+  await d.launch();
+  c = d.client();
+  const f = await follower.done;
+  assert.equal(f.code, 0, f.stderr);
+  assert.equal(f.stdout, ticks.map((i) => `tick ${i}\n`).join(""), "all output, once, in order");
+  assert.match(f.stderr, /reconnecting/);
+  const st = await waitFinal(job.id);
+  assert.equal(st.status, "FAILED");
+  assert.equal(st.exitCode, 4);
+});
+
 test("a job that ends while the daemon is down (SIGKILL) gets its true exit code and full output after a restart", T, async () => {
   const job = await run("sh", "-c", "echo started; sleep 2; echo finishing; echo oops >&2; exit 5");
   const pids = await waitPids(job.id, 2);

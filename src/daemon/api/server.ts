@@ -66,7 +66,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     "grpc.max_receive_message_length": opts.maxRecvMsgSize,
     "grpc.max_send_message_length": opts.maxSendMsgSize,
   });
-  server.addService(JobletServiceService, handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), new Set(opts.revokedSerials ?? [])));
+  // Open log streams: at shutdown each is ended with UNAVAILABLE, which clients treat as "reconnect and
+  // resume" (a forced shutdown would cancel them, and a cancelled follow is not resumed).
+  const followers = new Set<ServerWritableStream<GetJobLogsReq, DataChunk>>();
+  server.addService(
+    JobletServiceService,
+    handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), new Set(opts.revokedSerials ?? []), followers),
+  );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${opts.port}`, serverCredentials(opts.tls), (err, bound) => {
@@ -83,14 +89,23 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const call of followers) {
+          call.emit("error", { code: status.UNAVAILABLE, details: "joblet is shutting down; reconnect to resume" });
+        }
+        followers.clear();
         server.tryShutdown(() => resolve());
-        // Streams following running jobs would hold the shutdown open: cut them after a moment.
         setTimeout(() => server.forceShutdown(), 1000).unref();
       }),
   };
 }
 
-function handlers(jobs: JobService, log: Logger, onCall: CallObserver, revoked: ReadonlySet<string>): JobletServiceServer {
+function handlers(
+  jobs: JobService,
+  log: Logger,
+  onCall: CallObserver,
+  revoked: ReadonlySet<string>,
+  followers: Set<ServerWritableStream<GetJobLogsReq, DataChunk>>,
+): JobletServiceServer {
   /** Wraps a unary handler with authentication, authorisation, logging, observation and error mapping. */
   function unary<Req extends object, Res extends object>(rpc: Rpc, fn: (req: Req, caller: Caller) => Res | Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -129,7 +144,8 @@ function handlers(jobs: JobService, log: Logger, onCall: CallObserver, revoked: 
     listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
     deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", async (req) => ({ id: await jobs.delete(req.id) })),
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
-      void streamLogs(call, jobs, log, onCall, revoked);
+      followers.add(call);
+      void streamLogs(call, jobs, log, onCall, revoked).finally(() => followers.delete(call));
     },
   };
 }
@@ -171,7 +187,8 @@ async function streamLogs(
     const e = toServiceError(err, log, "GetJobLogs");
     log.info({ rpc: "GetJobLogs", caller: caller.subject, code: e.code, details: e.details }, "call failed");
     done(statusName(e.code), e.details);
-    call.destroy(Object.assign(new Error(e.details), e));
+    // Emitting "error" makes grpc-js send the status; destroy() would drop the stream without one.
+    call.emit("error", Object.assign(new Error(e.details), e));
   } finally {
     abort.abort();
   }
