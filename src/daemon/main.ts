@@ -25,6 +25,8 @@ const program = new Command("joblet")
     const { createLogger } = await import("./logger.js");
     const { startDaemon } = await import("./daemon.js");
     const log = createLogger(config.logging.level, config.logging.format);
+    // A bug in one call must not take the daemon (and every follower) down: log it with its stack and go on.
+    process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (a bug)"));
     const daemon = await startDaemon(config, log);
     let stopping = false;
     const stop = (signal: string) => {

@@ -4,7 +4,6 @@ import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServerWr
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import {
-  JobletServiceService,
   Stream,
   type DataChunk,
   type DeleteJobReq,
@@ -23,6 +22,7 @@ import {
 import type { JobService } from "../jobs/service.js";
 import { authorize, callerOf, type Caller, type Rpc } from "./auth.js";
 import { toJob, toRunRequest } from "./mappers.js";
+import { DECODE_ERROR, tolerantService } from "./decode.js";
 import { toServiceError } from "./status.js";
 import { serverCredentials } from "./tls.js";
 
@@ -70,7 +70,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // resume" (a forced shutdown would cancel them, and a cancelled follow is not resumed).
   const followers = new Set<ServerWritableStream<GetJobLogsReq, DataChunk>>();
   server.addService(
-    JobletServiceService,
+    tolerantService(),
     handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), new Set(opts.revokedSerials ?? []), followers),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
@@ -115,6 +115,7 @@ function handlers(
       Promise.resolve()
         .then(() => {
           authorize(caller, rpc, revoked);
+          if (DECODE_ERROR in call.request) throw (call.request as Record<symbol, JobletError>)[DECODE_ERROR];
           return fn(call.request, caller);
         })
         .then(
@@ -130,7 +131,9 @@ function handlers(
             onCall({ rpc, caller, jobId: requestedId, code: statusName(e.code), details: e.details ?? "", ms: elapsed(started) });
             callback(e);
           },
-        );
+        )
+        // A failure while answering (not while handling) must not become an unhandled rejection.
+        .catch((err: unknown) => log.error({ err, rpc }, "answering the call failed"));
     };
   }
 
@@ -166,6 +169,7 @@ async function streamLogs(
   call.on("close", () => abort.abort());
   try {
     authorize(caller, "GetJobLogs", revoked);
+    if (DECODE_ERROR in call.request) throw (call.request as Record<symbol, JobletError>)[DECODE_ERROR];
     const from = call.request.fromOffset;
     if (!Number.isSafeInteger(from) || from < 0) throw invalidArgument("fromOffset", "a non-negative byte offset", from);
     for await (const chunk of jobs.logs(call.request.id, from, abort.signal)) {

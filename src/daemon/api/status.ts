@@ -20,7 +20,8 @@ const CODES: Readonly<Record<ErrorCode, status>> = {
 export function toServiceError(err: unknown, log: Logger, rpc: string): Partial<ServiceError> {
   if (err instanceof JobletError && err.code !== "INTERNAL") {
     const metadata = new Metadata();
-    if (err.hint) metadata.set("joblet-hint", err.hint);
+    // Metadata values must be printable ASCII (grpc-js throws otherwise, and the throw crashed the daemon).
+    if (err.hint) metadata.set("joblet-hint", err.hint.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`));
     return { code: CODES[err.code], details: err.message, metadata };
   }
   log.error({ err, rpc }, "internal error");

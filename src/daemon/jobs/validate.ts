@@ -30,6 +30,8 @@ export const MAX_ENV = 1024;
 export const MAX_TOTAL_ENV_BYTES = 256 * 1024;
 /** Longest timeout: the longest timer Node can arm (about 24.8 days), ms. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
+/** Longest file name the kernel accepts (NAME_MAX), bytes. */
+const NAME_MAX_BYTES = 255;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Checks every field; throws INVALID_ARGUMENT naming the first bad one. Returns the request unchanged. */
@@ -85,6 +87,9 @@ function validateWorkdir(dir: unknown): void {
   const d = dir as string;
   if (d === "") return;
   const segments = d.replace(/\/+$/, "").split("/");
+  if (segments.some((s) => Buffer.byteLength(s) > NAME_MAX_BYTES)) {
+    throw invalidArgument("workdir", `directory names of at most ${NAME_MAX_BYTES} bytes each (the kernel's NAME_MAX)`, d);
+  }
   if (d.startsWith("/") || segments.some((s) => s === "" || s === "." || s === "..")) {
     throw invalidArgument("workdir", 'a directory relative to /work such as "src/app" (no leading "/", no "." or ".." parts)', d);
   }
