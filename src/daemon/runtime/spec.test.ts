@@ -48,6 +48,7 @@ test("the host's /etc is never mounted; /usr is read-only; /work is the only wri
   const writableBinds = s.mounts.filter((m) => m.type === "bind" && !m.options.includes("ro"));
   assert.deepEqual(writableBinds.map((m) => m.destination), ["/work"]);
   assert.ok(s.mounts.find((m) => m.destination === "/tmp")!.options.includes(`size=${1 << 20}`));
+  assert.ok(s.mounts.find((m) => m.destination === "/dev/shm")!.options.includes(`size=${1 << 20}`));
 });
 
 test("namespaces: a network namespace only for network none, a user namespace only with an id map", () => {
