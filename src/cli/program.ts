@@ -89,8 +89,8 @@ rnx's options.
   server's default (joblet.jobTimeout). A job still running then is stopped like \`rnx stop\`, and
   rnx run exits 124 (as timeout(1) does) with a note on stderr.
 -e KEY without =VALUE passes on rnx's own $KEY (left out when it is not set), as docker does.
---workdir is relative to /work, the job's working directory (created if missing); "/work/src" also
-  works.
+--workdir is relative to /work, the job's working directory (created if missing); an absolute path
+  under /work ("/work/src") works too.
 Ctrl-C detaches: the job keeps running; follow it with \`rnx log ID\`, stop it with \`rnx stop ID\`.
 `;
 
@@ -223,7 +223,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .option("--json", 'print a JSON array of the deleted jobs, [{"id": …}]')
       .addHelpText(
         "after",
-        "\nEach ID is tried in turn: one that cannot be deleted (still running, unknown, ambiguous) is reported on\nstderr and the others are still deleted; rnx then exits with the first failure's code.\n\nExamples:\n  rnx rm 0d5c6f3a\n  rnx rm $(rnx list -q --status completed,failed,stopped)\n",
+        "\nEach ID is tried in turn: one that cannot be deleted (still running, unknown, ambiguous) is\nreported on stderr and the others are still deleted; rnx then exits with the first failure's code.\n\nExamples:\n  rnx rm 0d5c6f3a\n  rnx rm $(rnx list -q --status completed,failed,stopped)\n",
       ),
   ).action(
     act((ids: string[], flags: RmFlags, cmd: Command) => handlers.rm(ids, flags, globalsOf(cmd), io)),
