@@ -123,6 +123,8 @@ test("--workdir: paths leaving /work or with empty, . or .. parts are refused", 
     assert.match(refusal(() => parseWorkdir("--workdir", bad)), /^--workdir: expected a directory relative to \/work/, bad);
   }
   assert.match(refusal(() => parseWorkdir("--workdir", "a".repeat(1025))), /at most 1024 bytes/);
+  assert.match(refusal(() => parseWorkdir("--workdir", `a/${"b".repeat(256)}`)), /each directory name at most 255 bytes \(the kernel's NAME_MAX\)/);
+  assert.equal(parseWorkdir("--workdir", `a/${"b".repeat(255)}`), `a/${"b".repeat(255)}`);
 });
 
 test("--network: host or none, any case; anything else refused", () => {

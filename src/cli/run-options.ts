@@ -12,8 +12,9 @@ export const MAX_TIMEOUT_MS = 2_147_483_647;
 /** Most environment entries, and their total size in bytes, the daemon accepts (its MAX_ENV, MAX_TOTAL_ENV_BYTES). */
 export const MAX_ENV_ENTRIES = 1024;
 export const MAX_TOTAL_ENV_BYTES = 256 * 1024;
-/** Longest working directory the daemon accepts, bytes. */
+/** Longest working directory the daemon accepts, and longest name in it (the kernel's NAME_MAX), bytes. */
 export const MAX_WORKDIR_BYTES = 1024;
+export const MAX_NAME_BYTES = 255;
 /** The networks a job may have: the host's, or only its own loopback. */
 export const NETWORK_MODES = ["host", "none"] as const;
 
@@ -107,6 +108,9 @@ export function parseWorkdir(flag: string, text: string): string {
     throw invalidArgument(flag, expected, text);
   }
   if (Buffer.byteLength(dir) > MAX_WORKDIR_BYTES) throw invalidArgument(flag, `${expected}, at most ${MAX_WORKDIR_BYTES} bytes`, text);
+  if (dir.split("/").some((part) => Buffer.byteLength(part) > MAX_NAME_BYTES)) {
+    throw invalidArgument(flag, `${expected}, each directory name at most ${MAX_NAME_BYTES} bytes (the kernel's NAME_MAX)`, text);
+  }
   return dir;
 }
 
