@@ -7,7 +7,7 @@
 // jobs running and reattachable, and a start interrupted by SIGKILL (held in `runc create` by a wrapper
 // runtime) is cleaned up, FAILED with a reason, and never runs.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,8 +15,9 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { RunJobReq, Stream, type DataChunk, type Job, type JobletServiceClient } from "../../src/shared/proto/joblet.js";
-import { TestDaemon } from "./harness.js";
+import { ROOT, TestDaemon } from "./harness.js";
 
+const RNX = path.join(ROOT, "bin", "rnx");
 const FINAL = ["COMPLETED", "FAILED", "STOPPED"];
 
 const daemons: TestDaemon[] = [];
@@ -130,6 +131,35 @@ function grpcFollower(d: TestDaemon, id: string, deadlineMs = 90_000): { done: P
     }
   })();
   return { done, received: () => next };
+}
+
+/** What a child rnx printed, how it ended, and when it said something of its own ("rnx: …"), in epoch ms. */
+interface RnxResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  notes: { atMs: number; text: string }[];
+}
+
+/** A child rnx process whose output is collected. */
+function rnxChild(d: TestDaemon, args: string[]): { stdoutBytes: () => number; done: Promise<RnxResult> } {
+  const proc = spawn(process.execPath, [RNX, "--config", d.rnxConfigFile, ...args], { env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const notes: RnxResult["notes"] = [];
+  let outBytes = 0;
+  proc.stdout!.on("data", (b: Buffer) => {
+    out.push(b);
+    outBytes += b.length;
+  });
+  proc.stderr!.on("data", (b: Buffer) => {
+    err.push(b);
+    for (const m of b.toString("utf8").matchAll(/^rnx: .*$/gm)) notes.push({ atMs: Date.now(), text: m[0] });
+  });
+  const done = new Promise<RnxResult>((resolve) => {
+    proc.once("close", (code) => resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), notes }));
+  });
+  return { stdoutBytes: () => outBytes, done };
 }
 
 /** Lines `${prefix}${i}` for i in [from, to), newline-terminated. */
@@ -439,14 +469,16 @@ interface SigtermRestart {
   printer: Job;
   /** A `sleep` job (PID 1 without a TERM handler: the stop needs SIGKILL after the grace period). */
   sleeper: Job;
+  /** `rnx log` of the printer, started before the SIGTERM. */
+  followed: RnxResult;
 }
 
 let sigtermRun: Promise<SigtermRestart> | undefined;
-/** Runs the SIGTERM restart once. */
+/** Runs the SIGTERM restart once; the tests that check it share the run. */
 const sigtermRestart = () => (sigtermRun ??= runSigtermRestart());
 
 /**
- * Two jobs run; the daemon is stopped with SIGTERM; with it down the
+ * Two jobs run and an `rnx log` follows one of them; the daemon is stopped with SIGTERM; with it down the
  * jobs keep running (same processes, conmon alive, output still recorded); it is relaunched; both jobs are
  * RUNNING and are stopped with `rnx stop`.
  */
@@ -461,6 +493,9 @@ async function runSigtermRestart(): Promise<SigtermRestart> {
     assert.equal(st?.status, "running");
     pids.set(j.id, st!.pid);
   }
+  const follower = rnxChild(d, ["log", printer.id]);
+  await waitFor("rnx log to print output", () => follower.stdoutBytes() > 0, 20_000);
+
   assert.equal(await d.stopProcess("SIGTERM"), 0, "the daemon exits 0 on SIGTERM");
   const size = logBytes(d, printer.id);
   await waitFor("the job's log to grow with the daemon stopped", () => logBytes(d, printer.id) > size, 10_000);
@@ -482,7 +517,7 @@ async function runSigtermRestart(): Promise<SigtermRestart> {
     const r = await d.rnx(["stop", j.id]);
     assert.equal(r.code, 0, r.stderr);
   }
-  return { d, printer, sleeper };
+  return { d, printer, sleeper, followed: await follower.done };
 }
 
 test("SIGTERM stops the daemon but not the jobs: they keep running and printing, are RUNNING after the restart, and rnx stop stops them", async () => {
@@ -495,6 +530,14 @@ test("SIGTERM stops the daemon but not the jobs: they keep running and printing,
   assertNumbered("the printer's output", (await fullLog(d, printer.id)).stdout, { prefix: "t ", trailer: "t end " });
   assert.equal(readFileSync(workFile(d, printer.id, "starts"), "utf8"), "started\n");
   assertNothingLeft(d, [printer.id, sleeper.id]);
+});
+
+test("rnx log, following a job when the daemon is stopped with SIGTERM, reconnects after the restart and prints every line once", async () => {
+  const { d, printer, followed } = await sigtermRestart();
+  const recorded = await fullLog(d, printer.id);
+  assert.equal(followed.code, 0, `rnx log exits 0 once the job ended; its stderr: ${followed.stderr}`);
+  assert.ok(followed.stdout === recorded.stdout, `rnx log printed the job's whole output once (${diffHint(followed.stdout, recorded.stdout)})`);
+  assert.match(followed.stderr, /reconnecting/, "rnx log said it reconnects");
 });
 
 /**

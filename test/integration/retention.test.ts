@@ -212,6 +212,16 @@ test("DeleteJob: a finished job's record, log and work dir are gone; running is 
   await assertFilesGone(d, running.id, 0);
 });
 
+test("GetJobLogs of a deleted job (or of any unknown ID) fails with NOT_FOUND instead of never ending", async () => {
+  const d = timeouts;
+  const j = await runJob(d, ["echo", "bye"]);
+  await waitFinal(d, j.id);
+  assert.equal(await output(d, j.id), "bye\n");
+  await deleteJob(d, j.id);
+  await rejects(output(d, j.id), status.NOT_FOUND, new RegExp(`no job with ID ${j.id}`));
+  await rejects(output(d, "ffffffff-ffff-4fff-bfff-ffffffffffff"), status.NOT_FOUND, /no job with ID ffffffff/);
+});
+
 test("retention by count (maxJobs 3): after 6 jobs only the newest 3 finished remain, with their files; a running job is never pruned", async () => {
   const d = byCount;
   const long = await runJob(d, TERM_ENDS);
