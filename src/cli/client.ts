@@ -32,6 +32,10 @@ export class RnxClient {
     const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem));
     this.client = new JobletServiceClient(target.address, creds, {
       "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
+      // After a daemon restart the channel must try again soon: grpc-js's default backoff grows to 120 s,
+      // and a follow that reconnects on a channel still backing off fails at once.
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 1000,
     });
   }
 

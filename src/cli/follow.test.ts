@@ -74,6 +74,15 @@ test("a slow reader slows the source: no chunk is pulled while the sink is full"
   assert.ok(maxAhead <= 16, `ran ${maxAhead} bytes ahead of the reader`);
 });
 
+test("many outages in a row are survived while within the budget (a crash loop)", async () => {
+  const { io, sinks: s } = sinks();
+  const drop = () => new JobletError("UNAVAILABLE", "restarting");
+  const src = scripted([[chunk("a", 0), drop()], [drop()], [drop()], [chunk("b", 1), drop()], [drop()], [drop()], [drop()], [chunk("c", 2)]]);
+  await followLogs(src, "j", s, { retryDelaysMs: [1, 2], retryBudgetMs: 10_000 });
+  assert.equal(io.out(), "abc");
+  assert.deepEqual(src.offsets, [0, 1, 1, 1, 2, 2, 2, 2]);
+});
+
 test("after a dropped connection it resumes from the next offset and skips bytes already written", async () => {
   const { io, sinks: s } = sinks();
   const drop = new JobletError("UNAVAILABLE", "connection dropped");
@@ -114,9 +123,12 @@ test("the first attempt failing is not retried unless the daemon was reached bef
   assert.equal(io.out(), "ok");
 });
 
-test("retries are bounded, and other errors are not retried", async () => {
+test("retries are bounded by a time budget, and other errors are not retried", async () => {
   const drop = () => new JobletError("UNAVAILABLE", "gone");
-  await assert.rejects(followLogs(scripted([[chunk("x", 0), drop()], [drop()], [drop()]]), "j", sinks().sinks, { retryDelaysMs: [1, 1] }), /gone/);
+  const outages = Array.from({ length: 50 }, () => [drop()]);
+  const started = Date.now();
+  await assert.rejects(followLogs(scripted([[chunk("x", 0), drop()], ...outages]), "j", sinks().sinks, { retryDelaysMs: [10], retryBudgetMs: 60 }), /gone/);
+  assert.ok(Date.now() - started < 1000, "gives up once the budget is spent");
   const nf = new JobletError("NOT_FOUND", "no such job");
   await assert.rejects(followLogs(scripted([[chunk("x", 0), nf], [chunk("y", 1)]]), "j", sinks().sinks, { retryDelaysMs: [1] }), /no such job/);
 });

@@ -28,11 +28,15 @@ export interface FollowOptions {
   readonly fromOffset?: number;
   /** Reconnect even if the first attempt fails (the caller already reached the daemon, e.g. run after RunJob). */
   readonly reachable?: boolean;
-  /** Waits between reconnect attempts, milliseconds; their count is the number of attempts. */
+  /** Waits between reconnect attempts, milliseconds; the last one repeats until the budget is spent. */
   readonly retryDelaysMs?: readonly number[];
+  /** How long to keep reconnecting after the connection was lost, milliseconds. */
+  readonly retryBudgetMs?: number;
 }
 
-const DEFAULT_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000];
+// Short, capped waits: a daemon restart takes about a second, and several may come in a row (a crash loop).
+const DEFAULT_RETRY_DELAYS_MS = [250, 500, 1000];
+const DEFAULT_RETRY_BUDGET_MS = 60_000;
 
 /** Follows job `id`'s output into `sinks`; resolves with the total bytes written when the stream ends. */
 export async function followLogs(source: LogSource, id: string, sinks: FollowSinks, opts: FollowOptions = {}): Promise<number> {
@@ -43,7 +47,9 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
   let offsetsTrusted = true;
   let reached = opts.reachable ?? false;
   const delays = opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+  const budgetMs = opts.retryBudgetMs ?? DEFAULT_RETRY_BUDGET_MS;
   let attempt = 0;
+  let lostAt = 0;
   for (;;) {
     let first = true;
     try {
@@ -69,10 +75,11 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
       }
       return written;
     } catch (err) {
-      const retryable = reached && offsetsTrusted && isJobletError(err, "UNAVAILABLE") && attempt < delays.length;
+      if (attempt === 0) lostAt = Date.now();
+      const retryable = reached && offsetsTrusted && isJobletError(err, "UNAVAILABLE") && Date.now() - lostAt < budgetMs;
       if (!retryable) throw err;
       if (attempt === 0) sinks.notes.write(`rnx: lost the connection while following job ${id}; reconnecting…\n`);
-      await sleep(delays[attempt]!);
+      await sleep(delays[Math.min(attempt, delays.length - 1)]!);
       attempt++;
     }
   }

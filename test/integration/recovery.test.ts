@@ -169,6 +169,14 @@ function seq(prefix: string, from: number, to: number, keep: (i: number) => bool
   return s;
 }
 
+/** The lines of rnx's stderr that are not rnx's own notes (the job's stderr). */
+function jobStderr(stderr: string): string {
+  return stderr
+    .split(/(?<=\n)/)
+    .filter((l) => !l.startsWith("rnx: "))
+    .join("");
+}
+
 function workFile(d: TestDaemon, id: string, name: string): string {
   return path.join(d.dir, "state", "jobs", id, "work", name);
 }
@@ -250,6 +258,7 @@ function assertNumbered(what: string, text: string, o: { prefix: string; suffix?
 const PAD = "x".repeat(100);
 const loop = (body: string, trailer: string, code: number) =>
   `echo started >> /work/starts; i=0; while [ ! -e /work/stop ]; do ${body}; i=$((i+1)); [ $((i % 10)) -eq 0 ] && sleep 0.05; done; ${trailer}; exit ${code}`;
+// A runs under a foreground `rnx run`; its code is not one rnx uses for itself (3 = connection failure).
 const A_CODE = 7;
 const SCRIPT_A = loop(`echo "a $i"; [ $((i % 4)) -eq 0 ] && echo "a-err $i" >&2`, `echo "a end $i"`, A_CODE);
 const SCRIPT_B = loop(`echo "b $i"; [ $((i % 3)) -eq 0 ] && echo "b-err $i" >&2`, `echo "b end $i"`, 0);
@@ -277,6 +286,8 @@ interface CrashLoop {
   jobs: Record<JobKey, Job>;
   finals: Map<string, Job>;
   followed: Record<JobKey, Followed>;
+  rnxRun: RnxResult;
+  rnxLog: RnxResult;
   /** What happened when (epoch ms), for messages. */
   timeline: { atMs: number; what: string }[];
   t0: number;
@@ -284,23 +295,28 @@ interface CrashLoop {
 }
 
 let crashLoopRun: Promise<CrashLoop> | undefined;
-/** Runs the crash loop once. */
+/** Runs the crash loop once; both tests that check it share the run. */
 const crashLoop = () => (crashLoopRun ??= runCrashLoop());
 
 /**
  * Four jobs print while the daemon is SIGKILLed four times: mid-output, while job C ends, during the
- * daemon's own recovery (and once more after it), and right after it serves again. A resuming gRPC
- * follower per job attaches before the first crash.
+ * daemon's own recovery (and once more after it), and right after it serves again. Followers (one resuming
+ * gRPC stream per job, `rnx run` for A and `rnx log` for B) attach before the first crash.
  */
 async function runCrashLoop(): Promise<CrashLoop> {
   const t0 = Date.now();
   wrappedDaemon().catch(() => undefined);
   const d = await startDaemon();
-  const [a, b, c, dj] = await Promise.all([SCRIPT_A, SCRIPT_B, SCRIPT_C, SCRIPT_D].map((script) => runJob(d, { command: "sh", args: ["-c", script] })));
-  const jobs: Record<JobKey, Job> = { a: a!, b: b!, c: c!, d: dj! };
+  const run = rnxChild(d, ["run", "sh", "-c", SCRIPT_A]);
+  const [b, c, dj] = await Promise.all([SCRIPT_B, SCRIPT_C, SCRIPT_D].map((script) => runJob(d, { command: "sh", args: ["-c", script] })));
+  await waitFor("rnx run to print job A's output", () => run.stdoutBytes() > 0, 20_000);
+  const a = (await listJobs(d)).find((j) => j.args[1] === SCRIPT_A);
+  assert.ok(a, "the job rnx run started is listed");
+  const jobs: Record<JobKey, Job> = { a, b: b!, c: c!, d: dj! };
   for (const j of Object.values(jobs)) assert.equal(j.status, "RUNNING");
-  const followers = { a: grpcFollower(d, a!.id), b: grpcFollower(d, b!.id), c: grpcFollower(d, c!.id), d: grpcFollower(d, dj!.id) };
-  await waitFor("every follower to receive output", () => Object.values(followers).every((f) => f.received() > 0), 20_000);
+  const log = rnxChild(d, ["log", b!.id]);
+  const followers = { a: grpcFollower(d, a.id), b: grpcFollower(d, b!.id), c: grpcFollower(d, c!.id), d: grpcFollower(d, dj!.id) };
+  await waitFor("every follower to receive output", () => Object.values(followers).every((f) => f.received() > 0) && log.stdoutBytes() > 0, 20_000);
 
   const timeline: CrashLoop["timeline"] = [{ atMs: Date.now(), what: "followers attached" }];
   const mark = (what: string) => timeline.push({ atMs: Date.now(), what });
@@ -318,8 +334,8 @@ async function runCrashLoop(): Promise<CrashLoop> {
   // Crash 1: mid-output. While the daemon is down, conmon keeps recording: A's and D's logs grow.
   await sleep(1000);
   await kill();
-  const sizes = [logBytes(d, a!.id), logBytes(d, dj!.id)];
-  await waitFor("A's and D's logs to grow with the daemon down", () => logBytes(d, a!.id) > sizes[0]! && logBytes(d, dj!.id) > sizes[1]!, 10_000);
+  const sizes = [logBytes(d, a.id), logBytes(d, dj!.id)];
+  await waitFor("A's and D's logs to grow with the daemon down", () => logBytes(d, a.id) > sizes[0]! && logBytes(d, dj!.id) > sizes[1]!, 10_000);
   mark("A's and D's logs grew while the daemon was down");
   await restart();
 
@@ -357,7 +373,8 @@ async function runCrashLoop(): Promise<CrashLoop> {
   const [fa, fb, fc, fd] = await Promise.all([followers.a.done, followers.b.done, followers.c.done, followers.d.done]);
   mark("the gRPC followers are done");
   const finals = new Map((await Promise.all(Object.values(jobs).map((j) => waitFinal(d, j.id)))).map((j) => [j.id, j]));
-  return { d, jobs, finals, followed: { a: fa, b: fb, c: fc, d: fd }, timeline, t0, crashes };
+  const [rnxRun, rnxLog] = await Promise.all([run.done, log.done]);
+  return { d, jobs, finals, followed: { a: fa, b: fb, c: fc, d: fd }, rnxRun, rnxLog, timeline, t0, crashes };
 }
 
 /** A job's recorded output, checked line by line against what its script prints. */
@@ -422,6 +439,21 @@ test("SIGKILL of the daemon 4 times (once mid-recovery) while jobs print: every 
   assertNothingLeft(d, Object.values(jobs).map((j) => j.id));
   assert.equal(crashes, 5, "four outages, one of them with a second kill during recovery");
   console.log(`# ${describeTimeline(t0, timeline)}. Lines: ${counts.join(", ")}`);
+});
+
+test("rnx run and rnx log, following before the first of those crashes, reconnect and print every line once; rnx run exits with the job's code", async () => {
+  const { d, jobs, rnxRun, rnxLog, timeline, t0 } = await crashLoop();
+  const when = (r: RnxResult, who: string) => describeTimeline(t0, [...timeline, ...r.notes.map((n) => ({ atMs: n.atMs, what: `${who}: ${n.text}` }))]);
+  const logA = await fullLog(d, jobs.a.id);
+  const logB = await fullLog(d, jobs.b.id);
+  assert.equal(rnxRun.code, A_CODE, `rnx run exits with the job's code. What happened: ${when(rnxRun, "rnx run")}`);
+  assert.ok(rnxRun.stdout === logA.stdout, `rnx run's stdout is A's stdout (${diffHint(rnxRun.stdout, logA.stdout)})`);
+  assert.ok(jobStderr(rnxRun.stderr) === logA.stderr, `rnx run's stderr, without its own notes, is A's stderr (${diffHint(jobStderr(rnxRun.stderr), logA.stderr)})`);
+  assert.match(rnxRun.stderr, /reconnecting/, "rnx run says it reconnects");
+  assert.equal(rnxLog.code, 0, `rnx log exits 0. What happened: ${when(rnxLog, "rnx log")}`);
+  assert.ok(rnxLog.stdout === logB.stdout, `rnx log's stdout is B's stdout (${diffHint(rnxLog.stdout, logB.stdout)})`);
+  assert.ok(jobStderr(rnxLog.stderr) === logB.stderr, `rnx log's stderr, without its own notes, is B's stderr (${diffHint(jobStderr(rnxLog.stderr), logB.stderr)})`);
+  assert.match(rnxLog.stderr, /reconnecting/, "rnx log says it reconnects");
 });
 
 /** The slow-create runtime: its path, the flag file that turns the delay on, the file it writes after it. */

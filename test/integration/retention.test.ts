@@ -245,6 +245,19 @@ test("retention by count (maxJobs 3): after 6 jobs only the newest 3 finished re
   assertFilesKept(d, long.id);
 });
 
+test("retention by count: stopping a long job that started before the kept ones answers STOPPED and keeps it (the newest to finish)", async () => {
+  const d = byCount;
+  const long = await runJob(d, TERM_ENDS);
+  for (let i = 0; i < 3; i++) await waitFinal(d, (await runJob(d, ["true"])).id);
+  const stopped = await stopJob(d, long.id);
+  assert.equal(stopped.status, "STOPPED", "StopJob reports the job it stopped");
+  const st = await getStatus(d, long.id);
+  assert.equal(st.status, "STOPPED", "the job just stopped can still be looked at");
+  assertFilesKept(d, long.id);
+  const finished = (await listJobs(d)).filter((j) => FINAL.includes(j.status));
+  assert.equal(finished.length, 3, "still 3 finished jobs");
+});
+
 test("retention by age (maxAge 2s): a finished job is pruned, with its files, once it is older and another job ends; a running job is not", async () => {
   const d = byAge;
   const long = await runJob(d, TERM_ENDS);

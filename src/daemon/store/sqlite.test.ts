@@ -103,6 +103,14 @@ test("pruning picks finished jobs beyond the newest N and those that ended too l
   assert.equal(s.get(ids[0]!), undefined);
 });
 
+test("count pruning keeps the jobs that ended last, not the ones that started last", () => {
+  const s = new SqliteJobStore(":memory:");
+  const long = "10000000-0000-0000-0000-000000000001";
+  s.insert(job(long, { status: "STOPPED", endTime: "2026-11-27T10:00:05.000Z" }));
+  for (let i = 2; i <= 4; i++) s.insert(job(`10000000-0000-0000-0000-00000000000${i}`, { status: "COMPLETED", endTime: `2026-11-27T10:00:0${i - 2}.000Z` }));
+  assert.deepEqual(s.finishedToPrune(3, undefined), ["10000000-0000-0000-0000-000000000002"], "the long job ended last: kept");
+});
+
 test("a database from before the added columns is upgraded in place", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-store-"));
   try {

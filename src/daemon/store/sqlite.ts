@@ -95,7 +95,8 @@ export class SqliteJobStore implements JobStore {
       countUnfinished: this.db.prepare(`SELECT count(*) AS n FROM jobs WHERE ${UNFINISHED}`),
       delete: this.db.prepare("DELETE FROM jobs WHERE id = ?"),
       pruneByCount: this.db.prepare(
-        `SELECT id FROM jobs WHERE NOT ${UNFINISHED} ORDER BY seq DESC LIMIT -1 OFFSET ?`,
+        // Newest *ended* first: a long job that just ended is kept even if many short ones started after it.
+        `SELECT id FROM jobs WHERE NOT ${UNFINISHED} ORDER BY end_time DESC, seq DESC LIMIT -1 OFFSET ?`,
       ),
       pruneByAge: this.db.prepare(`SELECT id FROM jobs WHERE NOT ${UNFINISHED} AND end_time < ? ORDER BY seq`),
     };

@@ -22,8 +22,8 @@ export interface JobStore {
   /** Deletes the record; true if it existed. */
   delete(id: string): boolean;
   /**
-   * IDs of finished jobs to prune, oldest first: all beyond the newest `keep` finished ones, and those that
-   * ended before `endedBefore` (RFC 3339; undefined = no age limit).
+   * IDs of finished jobs to prune: all but the `keep` that ended last, and those that ended before
+   * `endedBefore` (RFC 3339; undefined = no age limit).
    */
   finishedToPrune(keep: number, endedBefore: string | undefined): string[];
   close(): void;
