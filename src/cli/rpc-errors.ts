@@ -165,6 +165,15 @@ function connectionError(err: RpcFailure, rpc: string, target: Target): JobletEr
     return say("TLS: the server's certificate is not valid yet", "check the clocks of this machine and the server");
   }
   if (/wrong version number|packet length too long|unknown protocol|ECONNRESET|socket disconnected before secure TLS/i.test(d)) {
+    // A daemon that refuses our certificate may also just reset the connection (TLS 1.3 sends no alert):
+    // when our own files show why it would, say so.
+    const own = visibleClientCertProblem(target);
+    if (own) {
+      return say(
+        `TLS: the server closed the connection; it did not accept the client certificate${own}`,
+        "get a client certificate issued by the server's CA: a fresh rnx-config.yml from the server (written by `joblet init`)",
+      );
+    }
     return say(`the connection failed during the TLS handshake (${lastError(d)})`, "check that the address is a Joblet daemon's port (it speaks TLS only)");
   }
   if (/Failed to connect|alert|certificate required|bad certificate|unknown ca/i.test(d)) {
@@ -180,6 +189,11 @@ function connectionError(err: RpcFailure, rpc: string, target: Target): JobletEr
 
 /** A sentence on what is wrong with the node's own certificate, or a guess when nothing is visibly wrong. */
 function clientCertProblem(target: Target): string {
+  return visibleClientCertProblem(target) ?? " (it was probably issued by another Joblet installation's CA)";
+}
+
+/** What the node's own files show to be wrong with its client certificate, if anything. */
+function visibleClientCertProblem(target: Target): string | undefined {
   const facts = certFacts(target.node.certPem);
   const now = Date.now();
   if (facts && facts.notAfter.getTime() < now) return ` (it expired on ${facts.notAfter.toISOString()})`;
@@ -187,7 +201,7 @@ function clientCertProblem(target: Target): string {
   if (isIssuedBy(target.node.certPem, target.node.caPem) === false) {
     return ` (node "${target.node.name}" in ${target.configFile} has a client certificate not issued by its own ca: the file mixes two installations)`;
   }
-  return " (it was probably issued by another Joblet installation's CA)";
+  return undefined;
 }
 
 /** grpc-js's "No connection established. Last error: Error: X. Resolution note: " → "X". */
