@@ -26,6 +26,11 @@ export interface CgroupStats {
 export interface CgroupCapabilities {
   /** Swap can be limited (v1: swapaccount's memory.memsw.*; v2: memory.swap.max). */
   memorySwap: boolean;
+  /**
+   * Block IO is only counted for a cgroup once a throttle rule exists for the device (v1 blkio.throttle.*
+   * stats on this kernel stay 0 otherwise); v2's io.stat always counts.
+   */
+  ioStatsNeedThrottleRule: boolean;
 }
 
 /**

@@ -131,7 +131,10 @@ export class V1CgroupManager implements CgroupManager {
   capabilities(): CgroupCapabilities {
     // memory.memsw.* exist in every memory cgroup, the root included, exactly when swap accounting is on.
     const memory = this.mountOf("memory");
-    return { memorySwap: memory !== undefined && existsSync(path.join(memory, "memory.memsw.limit_in_bytes")) };
+    return {
+      memorySwap: memory !== undefined && existsSync(path.join(memory, "memory.memsw.limit_in_bytes")),
+      ioStatsNeedThrottleRule: true,
+    };
   }
 }
 

@@ -105,6 +105,9 @@ export class V2CgroupManager implements CgroupManager {
   }
 
   capabilities(): CgroupCapabilities {
-    return { memorySwap: this.parentDir !== undefined && existsSync(path.join(this.parentDir, "memory.swap.max")) };
+    return {
+      memorySwap: this.parentDir !== undefined && existsSync(path.join(this.parentDir, "memory.swap.max")),
+      ioStatsNeedThrottleRule: false,
+    };
   }
 }
