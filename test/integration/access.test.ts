@@ -16,7 +16,7 @@ import { Metadata, credentials, status, type ServiceError } from "@grpc/grpc-js"
 import { JobletServiceClient, RunJobReq, type DataChunk, type Job } from "../../src/shared/proto/joblet.js";
 import { describeCertificate, generatePki, type Pki } from "../../src/shared/tls/certs.js";
 import { normalizeSerial } from "../../src/shared/config/daemon.js";
-import { ROOT, TestDaemon } from "./harness.js";
+import { ROOT, TestDaemon, unary } from "./harness.js";
 
 const crypto = webcrypto as unknown as Crypto;
 const ALGORITHM: EcKeyGenParams & EcdsaParams = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -98,11 +98,6 @@ function clientFor(cert: ClientCert): JobletServiceClient {
 
 const admin = (): ClientCert => ({ certPem: pki.adminCertPem, keyPem: pki.adminKeyPem });
 const viewer = (): ClientCert => ({ certPem: pki.viewerCertPem, keyPem: pki.viewerKeyPem });
-
-/** Promise form of a unary call. */
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
 
 /** The error a call fails with (fails the test if it succeeds). */
 async function failure(p: Promise<unknown>): Promise<ServiceError> {

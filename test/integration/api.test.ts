@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { RunJobReq, Stream, type DataChunk, type GetJobStatusRes, type Jobs, type JobletServiceClient, type RunJobRes, type StopJobRes } from "../../src/shared/proto/joblet.js";
-import { TestDaemon } from "./harness.js";
+import { TestDaemon, unary } from "./harness.js";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** RFC 3339 date-time with a zone (Z or ±hh:mm), optional fraction. */
@@ -24,13 +24,6 @@ after(async () => {
   c?.close();
   await d?.destroy();
 });
-
-/** Promise form of a unary call. */
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn((err, res) => (err ? reject(err) : resolve(res!)));
-  });
-}
 
 const run = (req: Partial<RunJobReq>, client = c) =>
   unary<RunJobRes>((cb) => client.runJob(RunJobReq.fromPartial(req), cb));

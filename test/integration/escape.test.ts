@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { parse as parseYaml } from "yaml";
 import { RunJobReq, Stream, type DataChunk, type Job, type JobletServiceClient } from "../../src/shared/proto/joblet.js";
-import { TestDaemon } from "./harness.js";
+import { TestDaemon, unary } from "./harness.js";
 
 const MiB = 1024 * 1024;
 /** Process limit of this file's daemon (joblet.pidsLimit), small so a fork bomb reaches it quickly. */
@@ -47,11 +47,6 @@ after(async () => {
   client?.close();
   await d?.destroy();
 });
-
-/** Promise form of a unary call. */
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
 
 const getStatus = (id: string) => unary<Job>((cb) => client.getJobStatus({ id }, cb));
 const listJobs = () => unary<{ jobs: Job[] }>((cb) => client.listJobs({}, cb)).then((r) => r.jobs);

@@ -26,7 +26,7 @@ import {
   type Job,
   type JobletServiceClient,
 } from "../../src/shared/proto/joblet.js";
-import { TestDaemon } from "./harness.js";
+import { TestDaemon, unary } from "./harness.js";
 
 /** Requests sent at most, and the time box for sending them. */
 const MAX_REQUESTS = 3000;
@@ -431,11 +431,6 @@ async function fuzzOne(g: Gen, known: string[]): Promise<Outcome> {
       return { rpc: kind, code: r.code, details: r.details, request: "{}" };
     }
   }
-}
-
-/** Promise form of a unary call. */
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
 }
 
 const listJobs = () => unary<Jobs>((cb) => client.listJobs({}, cb)).then((r) => r.jobs);

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { credentials } from "@grpc/grpc-js";
+import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { JobletServiceClient } from "../../src/shared/proto/joblet.js";
 import { loadRnxConfig, selectNode } from "../../src/shared/config/rnx.js";
@@ -161,6 +161,11 @@ export class TestDaemon {
     for (const ctrl of readdirSync("/sys/fs/cgroup")) spawnSync("rmdir", [path.join("/sys/fs/cgroup", ctrl, this.cgroupParent)]);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A grpc-js unary call as a promise: `unary<Res>((cb) => client.listJobs({}, cb))`. */
+export function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
 }
 
 /** Runs a command (argv[0] a JS file run with this Node) and collects its output. */

@@ -8,9 +8,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ServiceError } from "@grpc/grpc-js";
 import { RunJobReq, Stream, type DataChunk, type GetJobStatusRes, type JobletServiceClient, type RunJobRes } from "../../src/shared/proto/joblet.js";
-import { TestDaemon } from "./harness.js";
+import { TestDaemon, unary } from "./harness.js";
 
 const T = { timeout: 120_000 };
 const MAX_CHUNK_BYTES = 65536;
@@ -26,11 +25,6 @@ after(async () => {
   await d?.destroy();
 });
 
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn((err, res) => (err ? reject(err) : resolve(res!)));
-  });
-}
 const run = (command: string, ...args: string[]) => unary<RunJobRes>((cb) => c.runJob(RunJobReq.fromPartial({ command, args }), cb));
 const getStatus = (id: string) => unary<GetJobStatusRes>((cb) => c.getJobStatus({ id }, cb));
 

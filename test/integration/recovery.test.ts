@@ -15,7 +15,7 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { RunJobReq, Stream, type DataChunk, type Job, type JobletServiceClient } from "../../src/shared/proto/joblet.js";
-import { ROOT, TestDaemon } from "./harness.js";
+import { ROOT, TestDaemon, unary } from "./harness.js";
 
 const RNX = path.join(ROOT, "bin", "rnx");
 const FINAL = ["COMPLETED", "FAILED", "STOPPED"];
@@ -31,12 +31,6 @@ async function startDaemon(patch: Record<string, unknown> = {}): Promise<TestDae
   const d = await TestDaemon.start(patch);
   daemons.push(d);
   return d;
-}
-
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn((err, res) => (err ? reject(err) : resolve(res!)));
-  });
 }
 
 /** Runs a unary call on a fresh client (a channel that saw the daemon die backs off; a new one does not). */

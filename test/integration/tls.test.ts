@@ -8,7 +8,7 @@ import { Metadata, credentials, status, type ServiceError } from "@grpc/grpc-js"
 import { RunJobReq, Stream, JobletServiceClient, type DataChunk, type GetJobStatusRes, type Jobs, type RunJobRes } from "../../src/shared/proto/joblet.js";
 import { loadRnxConfig, selectNode, type RnxNode } from "../../src/shared/config/rnx.js";
 import { generatePki } from "../../src/shared/tls/certs.js";
-import { TestDaemon } from "./harness.js";
+import { TestDaemon, unary } from "./harness.js";
 
 const T = { timeout: 60_000 };
 
@@ -32,12 +32,6 @@ after(async () => {
   viewer?.close();
   await d?.destroy();
 });
-
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn((err, res) => (err ? reject(err) : resolve(res!)));
-  });
-}
 
 /** Asserts that `p` fails with gRPC `code` and a message matching every pattern. */
 async function rejects(p: Promise<unknown>, code: status, ...patterns: RegExp[]): Promise<ServiceError> {
