@@ -67,6 +67,9 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
     // conmon would sync() the whole host after the job ends, adding up to seconds per job; page cache
     // survives a daemon crash, only a power loss could cost the last output.
     "--no-sync-log",
+    // conmon writes an "oom" marker (and a copy of the exit code) into its persist dir; without one it
+    // writes "oom" into its working directory. Both go to the bundle, removed with it.
+    "--persist-dir", p.bundleDir,
     "--runtime-arg", "--root", "--runtime-arg", opts.runtimeRoot,
     "--runtime-arg", "--log", "--runtime-arg", p.runtimeLogPath,
     "--runtime-arg", "--log-format", "--runtime-arg", "json",
@@ -76,6 +79,7 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
     // conmon forks and its first process exits at once; the monitor is re-parented away from the daemon.
     const child = spawn(opts.conmonPath, args, {
       detached: true,
+      cwd: p.bundleDir,
       stdio: ["ignore", "ignore", errFd],
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
     });
