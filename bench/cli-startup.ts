@@ -1,0 +1,64 @@
+// CLI start-up: `rnx --version` and `rnx list` (100 finished jobs) against bare `node -e 0`, and `rnx list`
+// with 10,000 jobs in the store against 10. Rows beyond the first real jobs are copies of a real finished
+// job's row with new UUIDs, inserted into the stopped daemon's SQLite store.
+// Run as root: node --import tsx bench/cli-startup.ts   (BENCH_RUNS=N to change the run count)
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { ROOT, TestDaemon } from "../test/integration/harness.js";
+import { hostLine, medians, ms, row } from "./lib.js";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+const RNX = path.join(ROOT, "bin", "rnx");
+const NODE = process.execPath;
+
+/** Stops the daemon, brings the jobs table to `total` rows by copying a finished job's row, restarts it. */
+async function fillTo(d: TestDaemon, total: number): Promise<void> {
+  await d.stopProcess("SIGTERM");
+  const db = new Database(path.join(d.dir, "state", "joblet.db"));
+  try {
+    const have = (db.prepare("SELECT count(*) AS n FROM jobs").get() as { n: number }).n;
+    const model = db.prepare("SELECT * FROM jobs WHERE status = 'COMPLETED' ORDER BY seq LIMIT 1").get() as Record<string, unknown> | undefined;
+    if (!model) throw new Error("no COMPLETED job to copy");
+    const cols = Object.keys(model).filter((c) => c !== "seq");
+    const insert = db.prepare(`INSERT INTO jobs (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`);
+    db.transaction(() => {
+      for (let i = have; i < total; i++) insert.run({ ...Object.fromEntries(cols.map((c) => [c, model[c]])), id: randomUUID() });
+    })();
+  } finally {
+    db.close();
+  }
+  await d.launch();
+}
+
+async function main(): Promise<void> {
+  console.log("cli-startup: rnx --version / rnx list vs node -e 0; rnx list with 10,000 jobs vs 10");
+  console.log(hostLine());
+  const d = await TestDaemon.start({ joblet: { retention: { maxJobs: 100_000 } }, logging: { level: "info" } });
+  try {
+    for (let i = 0; i < 10; i++) {
+      const r = await d.rnx(["run", "true"]);
+      if (r.code !== 0) throw new Error(`rnx run true failed: ${r.stderr}`);
+    }
+    const list = [NODE, RNX, "--config", d.rnxConfigFile, "list"];
+    const [list10] = await medians([list], RUNS);
+
+    await fillTo(d, 100);
+    const [bare, version, list100] = await medians([[NODE, "-e", "0"], [NODE, RNX, "--version"], list], RUNS);
+
+    await fillTo(d, 10_000);
+    const [list10k] = await medians([list], Math.max(5, Math.round(RUNS / 2)));
+
+    console.log(hostLine());
+    console.log("results (medians):");
+    row("node -e 0 (baseline)", ms(bare!));
+    row("rnx --version", ms(version!), `+${(version! - bare!).toFixed(1)} ms over node  (target ≤ +60 ms)`);
+    row("rnx list, 100 jobs", ms(list100!), `+${(list100! - bare!).toFixed(1)} ms over node  (target ≤ +60 ms)`);
+    row("rnx list, 10 jobs", ms(list10!));
+    row("rnx list, 10,000 jobs", ms(list10k!), `${(list10k! / list10!).toFixed(2)}× list with 10  (target ≤ 3×)`);
+  } finally {
+    await d.destroy();
+  }
+}
+
+await main();
