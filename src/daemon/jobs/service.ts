@@ -11,11 +11,12 @@ import { blockDeviceFor } from "../cgroups/blockdev.js";
 import { formatCpuList, onlineCpus, onlineMems, validateCpuCores } from "../cgroups/cpuset.js";
 import type { CgroupManager } from "../cgroups/manager.js";
 import { readLog, type LogChunk } from "../logs/reader.js";
-import { diskFree, enforceBudget, LogCap, removeLog } from "../logs/retention.js";
+import { removeLog } from "../logs/retention.js";
 import type { JobRuntime } from "../runtime/job-runtime.js";
 import type { JobResources } from "../runtime/spec.js";
 import type { JobLimits, JobRecord } from "../store/record.js";
 import type { JobPatch, JobStore } from "../store/store.js";
+import { LogKeeper } from "./log-keeper.js";
 import { signalName } from "./signals.js";
 import { assertTransition, isFinal } from "./state.js";
 import { validateRunRequest, type RunRequest } from "./validate.js";
@@ -31,10 +32,6 @@ const JOB_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PRUNE_INTERVAL_MS = 3_600_000;
 /** A bandwidth "limit" of about 9 PB/s, for counting IO without limiting it, bytes/s. */
 const UNREACHABLE_BPS = Number.MAX_SAFE_INTEGER;
-/** How often running jobs' logs are checked against the cap and the disk budget, milliseconds. */
-const LOG_CHECK_INTERVAL_MS = 2_000;
-/** Free space below which the disk holding the logs counts as full, bytes. */
-const DISK_FULL_BYTES = 1024 * 1024;
 
 /** Told about lifecycle events (metrics, audit); each method is called synchronously and must not throw. */
 export interface JobObserver {
@@ -72,11 +69,7 @@ export class JobService {
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
-  private logTimer: NodeJS.Timeout | undefined;
-  private readonly logCap: LogCap | undefined;
-  /** Jobs already told that the disk holding their log is full (so it is recorded once). */
-  private readonly diskFullNoted = new Set<string>();
-  private checkingLogs = false;
+  private readonly logKeeper: LogKeeper;
 
   constructor(deps: JobServiceDeps) {
     this.config = deps.config;
@@ -85,8 +78,13 @@ export class JobService {
     this.cgroups = deps.cgroups;
     this.log = deps.logger;
     this.observer = deps.observer ?? {};
-    const { maxJobBytes, keepHeadBytes } = this.config.logs;
-    this.logCap = maxJobBytes > 0 ? new LogCap({ maxBytes: maxJobBytes, headBytes: keepHeadBytes }) : undefined;
+    this.logKeeper = new LogKeeper({
+      limits: this.config.logs,
+      logPathOf: (id) => this.runtime.paths(id).logPath,
+      runningIds: () => this.store.listUnfinished().flatMap((j) => (j.status === "RUNNING" ? [j.id] : [])),
+      noteOutputLost: (id, reason) => this.store.update(id, { reason }),
+      logger: this.log,
+    });
   }
 
   /** Reconciles unfinished jobs with the system, then watches for exits. Call once before serving. */
@@ -97,16 +95,14 @@ export class JobService {
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
     this.pruneTimer.unref();
-    await this.checkLogs();
-    this.logTimer = setInterval(() => void this.checkLogs(), LOG_CHECK_INTERVAL_MS);
-    this.logTimer.unref();
+    await this.logKeeper.start();
   }
 
   /** Stops watching and disarms timers; running jobs keep running under their monitors. */
   close(): void {
     this.stopWatching?.();
     clearInterval(this.pruneTimer);
-    clearInterval(this.logTimer);
+    this.logKeeper.close();
     for (const t of this.timeouts.values()) clearTimeout(t);
     this.timeouts.clear();
   }
@@ -202,65 +198,6 @@ export class JobService {
     this.store.delete(id);
     this.runtime.forget(id);
     await removeLog(this.runtime.paths(id).logPath);
-  }
-
-  /**
-   * Keeps logs within joblet's limits: each running job's log under logs.maxJobLogMB (head and tail kept,
-   * the middle dropped, offsets unchanged), all logs under logs.diskBudgetMB, and records on running jobs
-   * when the disk holding the logs is full (conmon cannot write their output then).
-   */
-  private async checkLogs(): Promise<void> {
-    if (this.checkingLogs) return;
-    this.checkingLogs = true;
-    try {
-      await this.checkLogsOnce();
-    } finally {
-      this.checkingLogs = false;
-    }
-  }
-
-  private async checkLogsOnce(): Promise<void> {
-    const running = this.store.listUnfinished().filter((j) => j.status === "RUNNING");
-    for (const job of running) await this.capLog(job.id);
-    const logsDir = path.dirname(this.runtime.paths("x").logPath);
-    const { diskBudgetBytes, keepHeadBytes } = this.config.logs;
-    if (diskBudgetBytes > 0) {
-      try {
-        const res = await enforceBudget(logsDir, diskBudgetBytes, new Set(running.map((j) => j.id)), { headBytes: keepHeadBytes });
-        if (res.shortfallBytes > 0) {
-          this.log.warn({ usedBytes: res.usedBytes, budgetBytes: diskBudgetBytes, shortfallBytes: res.shortfallBytes }, "logs exceed logs.diskBudgetMB: running jobs' logs are only cut to their own cap");
-        }
-      } catch (err) {
-        this.log.error({ err }, "enforcing the log disk budget failed");
-      }
-    }
-    let free: number;
-    try {
-      free = diskFree(logsDir);
-    } catch {
-      return;
-    }
-    if (free >= DISK_FULL_BYTES) {
-      this.diskFullNoted.clear();
-      return;
-    }
-    for (const job of running) {
-      if (this.diskFullNoted.has(job.id)) continue;
-      this.diskFullNoted.add(job.id);
-      const reason = `output is not being kept since ${new Date().toISOString()}: the disk holding ${logsDir} is full (${free} bytes free)`;
-      this.store.update(job.id, { reason });
-      this.log.error({ jobId: job.id, freeBytes: free, logsDir }, "disk full: the job's output is not being kept");
-    }
-  }
-
-  private async capLog(id: string): Promise<void> {
-    if (!this.logCap) return;
-    try {
-      const res = await this.logCap.enforce(this.runtime.paths(id).logPath);
-      if (res.droppedOutputBytes > 0) this.log.info({ jobId: id, droppedBytes: res.droppedOutputBytes, maxBytes: this.logCap.maxBytes }, "log over its cap: middle dropped");
-    } catch (err) {
-      this.log.error({ err, jobId: id }, "capping the job's log failed");
-    }
   }
 
   /** Deletes finished jobs beyond joblet.retention (count and age), oldest first. */
@@ -441,7 +378,7 @@ export class JobService {
     await this.cleanup(id);
     const tRemoved = performance.now();
     this.wakeFinalWaiters(id);
-    await this.capLog(id);
+    await this.logKeeper.capJob(id);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",
