@@ -1,9 +1,12 @@
 // `rnx run true`, the whole CLI process end to end, against bare `runc run` of the same spec (copied from a
 // real Joblet job) and against `ssh localhost true` with key auth (a private sshd on a free port, started
 // and stopped here; skipped with the reason printed when sshd or ssh-keygen is missing or it does not work).
+// ssh runs the command through the login shell, and bash reads ~/.bashrc when started by sshd: a heavy rc
+// (pyenv, conda) adds most of a second. So ssh is measured twice: as root (whatever root's rc does) and as a
+// throwaway user whose shell is /bin/sh (no rc), created with useradd here and removed with userdel.
 // Run as root: node --import tsx bench/run-true.ts   (BENCH_RUNS=N to change the run count)
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,7 +18,10 @@ const RNX = path.join(ROOT, "bin", "rnx");
 
 /** A private sshd accepting one generated key for root, or the reason it could not be set up. */
 interface Sshd {
+  /** ssh … root@localhost true */
   argv: string[];
+  /** ssh … <throwaway /bin/sh user>@localhost true, or undefined when useradd failed */
+  cleanArgv: string[] | undefined;
   stop(): void;
 }
 
@@ -24,9 +30,14 @@ async function startSshd(): Promise<Sshd | string> {
   const sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"].find(existsSync);
   if (!sshd) return "sshd not installed (apt-get install -y openssh-server)";
   const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-bench-ssh-"));
+  chmodSync(dir, 0o755);
   let proc: ChildProcess | undefined;
+  const user = `jbench${process.pid}`;
+  // "-p *": no password, but not locked ("!"), which sshd without PAM refuses even for key auth.
+  const added = spawnSync("useradd", ["-M", "-d", "/nonexistent", "-s", "/bin/sh", "-p", "*", user], { stdio: "ignore" }).status === 0;
   const stop = (): void => {
     if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    if (added) spawnSync("userdel", [user], { stdio: "ignore" });
     rmSync(dir, { recursive: true, force: true });
   };
   for (const [file, type] of [["host_key", "ed25519"], ["client_key", "ed25519"]]) {
@@ -36,7 +47,9 @@ async function startSshd(): Promise<Sshd | string> {
       return `ssh-keygen failed: ${r.stderr.trim()}`;
     }
   }
-  spawnSync("cp", [path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys")]);
+  // Read by sshd as the logging-in user: world-readable.
+  copyFileSync(path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys"));
+  chmodSync(path.join(dir, "authorized_keys"), 0o644);
   const port = await freePort();
   writeFileSync(
     path.join(dir, "sshd_config"),
@@ -70,7 +83,11 @@ async function startSshd(): Promise<Sshd | string> {
       stop();
       return `sshd exited: ${err.trim()}`;
     }
-    if (spawnSync(argv[0]!, argv.slice(1), { stdio: "ignore" }).status === 0) return { argv, stop };
+    if (spawnSync(argv[0]!, argv.slice(1), { stdio: "ignore" }).status === 0) {
+      const cleanArgv = [...argv.slice(0, -2), `${user}@localhost`, "true"];
+      const ok = added && spawnSync(cleanArgv[0]!, cleanArgv.slice(1), { stdio: "ignore" }).status === 0;
+      return { argv, cleanArgv: ok ? cleanArgv : undefined, stop };
+    }
   }
   stop();
   return `ssh localhost true did not succeed within 5 s: ${err.trim()}`;
@@ -86,15 +103,18 @@ async function main(): Promise<void> {
     const dir = writeRunBundle(bundle, "bench-true", ["true"]);
     const runc = ["runc", "--root", bundle.stateRoot, "run", "-b", dir, "bench-true"];
     const rnx = [process.execPath, RNX, "--config", d.rnxConfigFile, "run", "true"];
-    const cmds = [rnx, runc, ...(typeof ssh === "string" ? [] : [ssh.argv])];
-    const [tRnx, tRunc, tSsh] = await medians(cmds, RUNS);
+    const sshCmds = typeof ssh === "string" ? [] : [ssh.argv, ...(ssh.cleanArgv ? [ssh.cleanArgv] : [])];
+    const [tRnx, tRunc, tSsh, tClean] = await medians([rnx, runc, ...sshCmds], RUNS);
     console.log(hostLine());
     console.log("results (medians):");
     row("bare runc run (same spec)", ms(tRunc!));
-    if (tSsh !== undefined) row("ssh localhost true (key auth)", ms(tSsh));
+    if (tSsh !== undefined) row("ssh root@localhost true (root's shell rc)", ms(tSsh));
     else console.log(`  ssh baseline skipped: ${ssh as string}`);
-    row("rnx run true", ms(tRnx!), `+${(tRnx! - tRunc!).toFixed(1)} ms over runc`);
-    if (tSsh !== undefined) row("rnx run true / ssh", `${(tRnx! / tSsh).toFixed(2)}×`, "(target ≤ 0.5×)");
+    if (tClean !== undefined) row("ssh user@localhost true (/bin/sh, no rc)", ms(tClean));
+    else if (tSsh !== undefined) console.log("  clean-shell ssh baseline skipped: useradd or its login failed");
+    row("rnx run true", ms(tRnx!), `+${(tRnx! - tRunc!).toFixed(1)} ms over runc, ${(tRnx! / tRunc!).toFixed(2)}× runc`);
+    if (tSsh !== undefined) row("rnx run true / ssh as root", `${(tRnx! / tSsh).toFixed(2)}×`, "(target ≤ 0.5×)");
+    if (tClean !== undefined) row("rnx run true / ssh, no shell rc", `${(tRnx! / tClean).toFixed(2)}×`, "(target ≤ 0.5×)");
   } finally {
     if (typeof ssh !== "string") ssh.stop();
     bundle.destroy();
