@@ -31,24 +31,31 @@ async function fillTo(d: TestDaemon, total: number): Promise<void> {
   await d.launch();
 }
 
+/** A daemon holding `total` finished jobs: one real `rnx run true`, the rest copied rows. */
+async function daemonWith(total: number): Promise<TestDaemon> {
+  const d = await TestDaemon.start({ joblet: { retention: { maxJobs: 100_000 } }, logging: { level: "info" } });
+  const r = await d.rnx(["run", "true"]);
+  if (r.code !== 0) {
+    await d.destroy();
+    throw new Error(`rnx run true failed: ${r.stderr}`);
+  }
+  await fillTo(d, total);
+  return d;
+}
+
 async function main(): Promise<void> {
   console.log("cli-startup: rnx --version / rnx list vs node -e 0; rnx list with 10,000 jobs vs 10");
   console.log(hostLine());
-  const d = await TestDaemon.start({ joblet: { retention: { maxJobs: 100_000 } }, logging: { level: "info" } });
+  // Three daemons at once, so that one hyperfine invocation interleaves every command: load from other
+  // work on the host then affects baseline and measure alike.
+  const daemons: TestDaemon[] = [];
   try {
-    for (let i = 0; i < 10; i++) {
-      const r = await d.rnx(["run", "true"]);
-      if (r.code !== 0) throw new Error(`rnx run true failed: ${r.stderr}`);
-    }
-    const list = [NODE, RNX, "--config", d.rnxConfigFile, "list"];
-    const [list10] = await medians([list], RUNS);
-
-    await fillTo(d, 100);
-    const [bare, version, list100] = await medians([[NODE, "-e", "0"], [NODE, RNX, "--version"], list], RUNS);
-
-    await fillTo(d, 10_000);
-    const [list10k] = await medians([list], Math.max(5, Math.round(RUNS / 2)));
-
+    for (const n of [10, 100, 10_000]) daemons.push(await daemonWith(n));
+    const list = (d: TestDaemon): string[] => [NODE, RNX, "--config", d.rnxConfigFile, "list"];
+    const [bare, version, list10, list100, list10k] = await medians(
+      [[NODE, "-e", "0"], [NODE, RNX, "--version"], list(daemons[0]!), list(daemons[1]!), list(daemons[2]!)],
+      RUNS,
+    );
     console.log(hostLine());
     console.log("results (medians):");
     row("node -e 0 (baseline)", ms(bare!));
@@ -57,7 +64,7 @@ async function main(): Promise<void> {
     row("rnx list, 10 jobs", ms(list10!));
     row("rnx list, 10,000 jobs", ms(list10k!), `${(list10k! / list10!).toFixed(2)}× list with 10  (target ≤ 3×)`);
   } finally {
-    await d.destroy();
+    for (const d of daemons) await d.destroy();
   }
 }
 
