@@ -119,22 +119,6 @@ function cgroupDir(controller: string, id: string): string {
   return path.join("/sys/fs/cgroup", controller, d.cgroupParent, id);
 }
 
-/** PID of this file's daemon, found by its command line. */
-function daemonPid(): number {
-  const found: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-      if (argv.some((a) => a.endsWith("bin/joblet")) && argv.includes(d.configFile)) found.push(Number(name));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  assert.equal(found.length, 1, `daemon processes for ${d.configFile}: ${found.join(", ")}`);
-  return found[0]!;
-}
-
 /** The body lines of a PEM block (without the BEGIN/END lines), each long enough to be unique. */
 function pemLines(pem: string): string[] {
   return pem.split("\n").filter((l) => l.length >= 40 && !l.startsWith("-----"));
@@ -223,7 +207,7 @@ test("private keys: neither the daemon's config nor any key of the host's is rea
 });
 
 test("host processes: ps and /proc show only the job's own; kill of the test's and the daemon's PIDs fails; both live on", async () => {
-  const daemon = daemonPid();
+  const daemon = d.pid;
   const r = await sh(
     [
       "sleep 30 & echo \"child=$!\"",
@@ -250,7 +234,7 @@ test("host processes: ps and /proc show only the job's own; kill of the test's a
   }
   assert.equal(field(r.stdout, "own"), "0", "the control: the job can signal its own child");
   // Host side: the daemon still runs and answers.
-  assert.equal(daemonPid(), daemon);
+  assert.equal(d.pid, daemon);
   assert.ok((await listJobs()).length > 0);
 });
 
@@ -611,7 +595,7 @@ test("symlinks in /work: a link to / or to a host path resolves inside the job's
 
 test("environment: only PATH, HOME, LANG, JOBLET_JOB_ID and the requested variables; the daemon's own environment does not leak", async () => {
   // The control: the marker is in the daemon's environment.
-  assert.ok(readFileSync(`/proc/${daemonPid()}/environ`, "utf8").split("\0").includes(`${SECRET_ENV}=${SECRET_VALUE}`));
+  assert.ok(readFileSync(`/proc/${d.pid}/environ`, "utf8").split("\0").includes(`${SECRET_ENV}=${SECRET_VALUE}`));
   const r = await sh("tr '\\0' '\\n' < /proc/self/environ; echo ---; tr '\\0' '\\n' < /proc/1/environ", [], { env: ["FOO=bar", "EMPTY="] });
   completed(r);
   const [self, pid1] = r.stdout.split("---\n");

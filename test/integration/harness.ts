@@ -125,6 +125,19 @@ export class TestDaemon {
     );
   }
 
+  /** PID of the running daemon process (it is the spawned process itself). */
+  get pid(): number {
+    if (!this.proc?.pid || this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error("the daemon is not running");
+    return this.proc.pid;
+  }
+
+  /** `runc state` of job `id` in this daemon's runtime root, or undefined when runc does not know it. */
+  runtimeState(id: string): { status: string; pid: number } | undefined {
+    const r = spawnSync("runc", ["--root", path.join(this.dir, "state", "runtime"), "state", id], { encoding: "utf8" });
+    if (r.status !== 0) return undefined;
+    return JSON.parse(r.stdout) as { status: string; pid: number };
+  }
+
   /** Containers the runtime still knows about. */
   runtimeContainers(): string[] {
     const res = spawnSync("runc", ["--root", path.join(this.dir, "state", "runtime"), "list", "-q"], { encoding: "utf8" });

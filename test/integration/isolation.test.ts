@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -65,27 +65,11 @@ async function stop(id: string): Promise<void> {
 
 /** The PID of job `id`'s process on the host, from the runtime's state. */
 function jobHostPid(id: string): number {
-  const res = spawnSync("runc", ["--root", path.join(d.dir, "state", "runtime"), "state", id], { encoding: "utf8" });
-  assert.equal(res.status, 0, res.stderr);
-  const pid = (JSON.parse(res.stdout) as { pid: number }).pid;
+  const state = d.runtimeState(id);
+  assert.ok(state, `runc knows job ${id}`);
+  const pid = state.pid;
   assert.ok(pid > 1, `runc state pid ${pid}`);
   return pid;
-}
-
-/** PID of this test's daemon process, found by its command line. */
-function daemonPid(): number {
-  const found: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-      if (argv.some((a) => a.endsWith("bin/joblet")) && argv.includes(d.configFile)) found.push(Number(name));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  assert.equal(found.length, 1, `daemon processes for ${d.configFile}: ${found.join(", ")}`);
-  return found[0]!;
 }
 
 /** [state, ppid, comm] of a host process, or undefined once it is gone. */
@@ -114,7 +98,7 @@ function isRunning(pid: number): boolean {
 }
 
 test("PID namespace: the job is PID 1 and sees none of the host's processes", async () => {
-  const daemon = daemonPid();
+  const daemon = d.pid;
   // The shell execs nothing: $$ is the job's PID 1; ps and the /proc listing show what the job can see.
   const r = await sh('echo "self $$"; ps -eo pid=,ppid=,comm=; for p in "$@"; do test -e /proc/$p && echo "visible $p"; done; true', String(process.pid), String(daemon));
   assert.equal(r.code, 0, r.stderr);
@@ -146,7 +130,7 @@ test("UTS namespace: the job's hostname is job-<first 8 chars of its ID>, not th
 });
 
 test("namespaces: pid, ipc, uts, mnt and user differ from the daemon's; a host SysV segment is invisible inside", async () => {
-  const daemon = daemonPid();
+  const daemon = d.pid;
   const mk = spawnSync("ipcmk", ["-M", "4096"], { encoding: "utf8" });
   assert.equal(mk.status, 0, mk.stderr);
   const shmId = /(\d+)\s*$/.exec(mk.stdout.trim())?.[1];
@@ -294,7 +278,7 @@ test("TLS and name lookup work inside: the host's CA bundle is there and loads; 
 test("the daemon is not the job's parent: the job runs under conmon and outlives a SIGKILLed daemon", async () => {
   const id = await runDetached(["sh", "-c", "sleep 300 & wait"]);
   const pid = jobHostPid(id);
-  const daemon = daemonPid();
+  const daemon = d.pid;
   const chain = ancestors(pid);
   assert.equal(procStat(chain[0]!)?.comm, "conmon", `parent of the job: ${JSON.stringify(procStat(chain[0]!))}`);
   assert.ok(!chain.includes(daemon), `daemon ${daemon} is an ancestor of job process ${pid}: ${chain.join(" <- ")}`);

@@ -185,13 +185,6 @@ function conmonsOf(id: string): string[] {
   return r.stdout.split("\n").filter((l) => l.includes(id) && !l.includes("pgrep"));
 }
 
-/** `runc state` of job `id` in this daemon's runtime root, or undefined when runc does not know it. */
-function runcState(d: TestDaemon, id: string): { status: string; pid: number } | undefined {
-  const r = spawnSync("runc", ["--root", path.join(d.dir, "state", "runtime"), "state", id], { encoding: "utf8" });
-  if (r.status !== 0) return undefined;
-  return JSON.parse(r.stdout) as { status: string; pid: number };
-}
-
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -515,7 +508,7 @@ async function runSigtermRestart(): Promise<SigtermRestart> {
   const sleeper = await runJob(d, { command: "sleep", args: ["300"] });
   const pids = new Map<string, number>();
   for (const j of [printer, sleeper]) {
-    const st = runcState(d, j.id);
+    const st = d.runtimeState(j.id);
     assert.equal(st?.status, "running");
     pids.set(j.id, st!.pid);
   }
@@ -526,7 +519,7 @@ async function runSigtermRestart(): Promise<SigtermRestart> {
   const size = logBytes(d, printer.id);
   await waitFor("the job's log to grow with the daemon stopped", () => logBytes(d, printer.id) > size, 10_000);
   for (const j of [printer, sleeper]) {
-    assert.equal(runcState(d, j.id)?.status, "running", `job ${j.id} still runs with the daemon stopped`);
+    assert.equal(d.runtimeState(j.id)?.status, "running", `job ${j.id} still runs with the daemon stopped`);
     assert.ok(pidAlive(pids.get(j.id)!), `job ${j.id}'s process ${pids.get(j.id)} is alive`);
     assert.equal(conmonsOf(j.id).length, 1, `job ${j.id}'s conmon is alive`);
   }
@@ -536,7 +529,7 @@ async function runSigtermRestart(): Promise<SigtermRestart> {
     const st = await getStatus(d, j.id);
     assert.equal(st.status, "RUNNING", `job ${j.id} is RUNNING after the restart`);
     assert.equal(st.startTime, j.startTime);
-    assert.equal(runcState(d, j.id)?.pid, pids.get(j.id), "the same process, not a new one");
+    assert.equal(d.runtimeState(j.id)?.pid, pids.get(j.id), "the same process, not a new one");
   }
   await sleep(500);
   for (const j of [printer, sleeper]) {
@@ -594,7 +587,7 @@ async function interruptedStart(createS: number, beforeRelaunch: (d: TestDaemon,
 test("a start interrupted by SIGKILL after the container was created is cleaned up, FAILED with a reason, and never runs", async () => {
   const { d, id } = await interruptedStart(2, async (d, jobId) => {
     // The slow create finishes with the daemon down: the container exists (created, not started).
-    await waitFor("the container to be created", () => runcState(d, jobId)?.status === "created", 15_000);
+    await waitFor("the container to be created", () => d.runtimeState(jobId)?.status === "created", 15_000);
   });
   const st = await getStatus(d, id);
   assert.equal(st.status, "FAILED");
