@@ -67,6 +67,7 @@ export function fakeJob(fields: Partial<Job> = {}): Job {
     timedOut: false,
     workdir: "",
     network: "",
+    upload: undefined,
     ...fields,
   };
 }
@@ -170,6 +171,10 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
     stopJob: unary("stopJob", h.stopJob && ((r: { id: string }) => h.stopJob!(r.id))),
     deleteJob: unary("deleteJob", h.deleteJob && ((r: { id: string }) => h.deleteJob!(r.id))),
     listJobs: unary("listJobs", h.listJobs && (async () => ({ jobs: await h.listJobs!() }))),
+    runJobWithUploads: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      calls.push(["runJobWithUploads", undefined]);
+      call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "runJobWithUploads not faked" });
+    },
     getJobLogs: (call: grpc.ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       calls.push(["getJobLogs", call.request]);
       const cancelled = new AbortController();

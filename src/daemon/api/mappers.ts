@@ -42,5 +42,6 @@ export function toJob(j: JobRecord): Job {
     timedOut: j.timedOut,
     workdir: j.workdir,
     network: j.network,
+    upload: j.upload,
   };
 }

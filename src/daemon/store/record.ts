@@ -11,6 +11,17 @@ export interface JobUsage {
   ioWriteBytes: number;
 }
 
+/** What a client uploaded into the job's /work before it started. */
+export interface JobUpload {
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Total size of the files, bytes. */
+  bytes: number;
+  /** Top-level names created in /work, sorted, at most 100. */
+  roots: string[];
+}
+
 /** The limits a job runs with, after config defaults were applied (0 = unlimited). */
 export interface JobLimits {
   /** Percent of one CPU (150 = one and a half). */
@@ -48,4 +59,6 @@ export interface JobRecord {
   /** Working directory relative to /work ("" = /work itself). */
   workdir: string;
   network: "host" | "none";
+  /** Set once an upload into /work completed (RunJobWithUploads). */
+  upload?: JobUpload;
 }

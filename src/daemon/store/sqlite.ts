@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   timeout_ms     INTEGER NOT NULL DEFAULT 0,
   timed_out      INTEGER NOT NULL DEFAULT 0,
   workdir        TEXT NOT NULL DEFAULT '',
-  network        TEXT NOT NULL DEFAULT 'host'
+  network        TEXT NOT NULL DEFAULT 'host',
+  upload         TEXT                      -- JSON JobUpload
 );
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(status) WHERE status IN ('INITIALIZING', 'RUNNING');
 `;
@@ -39,6 +40,7 @@ const ADDED_COLUMNS: readonly [string, string][] = [
   ["timed_out", "INTEGER NOT NULL DEFAULT 0"],
   ["workdir", "TEXT NOT NULL DEFAULT ''"],
   ["network", "TEXT NOT NULL DEFAULT 'host'"],
+  ["upload", "TEXT"],
 ];
 
 interface Row {
@@ -63,6 +65,7 @@ interface Row {
   timed_out: number;
   workdir: string;
   network: "host" | "none";
+  upload: string | null;
 }
 
 const UNFINISHED = "status IN ('INITIALIZING', 'RUNNING')";
@@ -84,9 +87,9 @@ export class SqliteJobStore implements JobStore {
     this.stmts = {
       insert: this.db.prepare(
         `INSERT INTO jobs (id, command, args, max_cpu, cpu_cores, max_memory, max_iobps, status, create_time, start_time,
-           end_time, exit_code, signal, oom_killed, reason, stop_requested, usage, timeout_ms, timed_out, workdir, network)
+           end_time, exit_code, signal, oom_killed, reason, stop_requested, usage, timeout_ms, timed_out, workdir, network, upload)
          VALUES (@id, @command, @args, @max_cpu, @cpu_cores, @max_memory, @max_iobps, @status, @create_time, @start_time,
-           @end_time, @exit_code, @signal, @oom_killed, @reason, @stop_requested, @usage, @timeout_ms, @timed_out, @workdir, @network)`,
+           @end_time, @exit_code, @signal, @oom_killed, @reason, @stop_requested, @usage, @timeout_ms, @timed_out, @workdir, @network, @upload)`,
       ),
       get: this.db.prepare("SELECT * FROM jobs WHERE id = ?"),
       prefix: this.db.prepare("SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"),
@@ -145,6 +148,7 @@ export class SqliteJobStore implements JobStore {
     if (patch.stopRequested !== undefined) set("stop_requested", patch.stopRequested ? 1 : 0);
     if (patch.usage !== undefined) set("usage", JSON.stringify(patch.usage));
     if (patch.timedOut !== undefined) set("timed_out", patch.timedOut ? 1 : 0);
+    if (patch.upload !== undefined) set("upload", JSON.stringify(patch.upload));
     if (cols.length === 0) return;
     this.db.prepare(`UPDATE jobs SET ${cols.join(", ")} WHERE id = @id`).run(values);
   }
@@ -195,6 +199,7 @@ function toRow(j: JobRecord): Row {
     timed_out: j.timedOut ? 1 : 0,
     workdir: j.workdir,
     network: j.network,
+    upload: j.upload ? JSON.stringify(j.upload) : null,
   };
 }
 
@@ -218,5 +223,6 @@ function fromRow(r: Row): JobRecord {
     timedOut: r.timed_out === 1,
     workdir: r.workdir,
     network: r.network,
+    ...(r.upload !== null && { upload: JSON.parse(r.upload) }),
   };
 }

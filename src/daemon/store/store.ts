@@ -4,7 +4,7 @@ import type { JobRecord } from "./record.js";
 
 /** Fields that change after a job is created. */
 export type JobPatch = Partial<
-  Pick<JobRecord, "status" | "startTime" | "endTime" | "exitCode" | "signal" | "oomKilled" | "reason" | "stopRequested" | "usage" | "timedOut">
+  Pick<JobRecord, "status" | "startTime" | "endTime" | "exitCode" | "signal" | "oomKilled" | "reason" | "stopRequested" | "usage" | "timedOut" | "upload">
 >;
 
 /** Where job records live. Implementations must make each call durable before returning. */

@@ -65,6 +65,7 @@ const schema = z
         revokedSerials: z
           .array(z.string().regex(/^(0x)?[0-9a-fA-F:]{1,128}$/, "expected a certificate serial number in hex"))
           .default([]),
+        crlFile: z.string().startsWith("/", "expected an absolute path").optional(),
       })
       .strict(),
     joblet: z
@@ -102,6 +103,7 @@ const schema = z
       .object({
         baseDir: z.string().startsWith("/", "expected an absolute path").optional(),
         tmpSizeMB: int(1, 1024 * 1024).default(64),
+        workSizeMB: int(0, 16 * 1024 * 1024).default(0),
       })
       .strict()
       .prefault({}),
@@ -127,6 +129,13 @@ const schema = z
         message: "expected logs.maxJobLogMB to be 0 (no cap) or larger than logs.keepHeadMB",
         path: ["maxJobLogMB"],
       })
+      .prefault({}),
+    uploads: z
+      .object({
+        maxTotalMB: int(0, 16 * 1024 * 1024).default(1024),
+        maxEntries: int(0, 10_000_000).default(100_000),
+      })
+      .strict()
       .prefault({}),
     grpc: z
       .object({
@@ -182,6 +191,8 @@ export interface DaemonConfig {
   readonly auditLogFile: string;
   /** Client certificate serials refused, lowercase hex without separators or leading zeros. */
   readonly revokedSerials: readonly string[];
+  /** A PEM or DER certificate revocation list signed by the CA; certificates it lists are refused. */
+  readonly crlFile: string | undefined;
   readonly limits: {
     readonly defaultCpuPercent: number;
     readonly defaultMemoryMB: number;
@@ -189,7 +200,11 @@ export interface DaemonConfig {
     readonly maxConcurrentJobs: number;
     readonly pidsLimit: number;
     readonly tmpSizeBytes: number;
+    /** Size of each job's /work (a loop-mounted file system of this size), bytes; 0 = no cap. */
+    readonly workSizeBytes: number;
   };
+  /** What a client may upload into a job's /work: total file bytes and entries; 0 = uploads refused. */
+  readonly uploads: { readonly maxBytes: number; readonly maxEntries: number };
   readonly stopGraceMs: number;
   /** Default job timeout, ms; 0 = none. */
   readonly jobTimeoutMs: number;
@@ -231,14 +246,17 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     seccomp: c.security.seccomp,
     idMapBase: c.security.userNamespace ? c.security.idMapBase : undefined,
     revokedSerials: c.security.revokedSerials.map(normalizeSerial),
+    crlFile: c.security.crlFile,
     limits: {
       defaultCpuPercent: c.joblet.defaultCpuLimit,
       defaultMemoryMB: c.joblet.defaultMemoryLimit,
       defaultIoBps: c.joblet.defaultIoLimit,
       maxConcurrentJobs: c.joblet.maxConcurrentJobs,
       pidsLimit: c.joblet.pidsLimit,
-      tmpSizeBytes: c.filesystem.tmpSizeMB * 1024 * 1024,
+      tmpSizeBytes: c.filesystem.tmpSizeMB * MIB,
+      workSizeBytes: c.filesystem.workSizeMB * MIB,
     },
+    uploads: { maxBytes: c.uploads.maxTotalMB * MIB, maxEntries: c.uploads.maxEntries },
     stopGraceMs: parseDurationMs("joblet.stopGracePeriod", c.joblet.stopGracePeriod),
     jobTimeoutMs: parseDurationMs("joblet.jobTimeout", c.joblet.jobTimeout),
     retention: {

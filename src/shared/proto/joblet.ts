@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -72,6 +74,51 @@ export function streamToJSON(object: Stream): string {
   }
 }
 
+export enum UploadKind {
+  UPLOAD_KIND_UNSPECIFIED = 0,
+  FILE = 1,
+  DIRECTORY = 2,
+  SYMLINK = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function uploadKindFromJSON(object: any): UploadKind {
+  switch (object) {
+    case 0:
+    case "UPLOAD_KIND_UNSPECIFIED":
+      return UploadKind.UPLOAD_KIND_UNSPECIFIED;
+    case 1:
+    case "FILE":
+      return UploadKind.FILE;
+    case 2:
+    case "DIRECTORY":
+      return UploadKind.DIRECTORY;
+    case 3:
+    case "SYMLINK":
+      return UploadKind.SYMLINK;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return UploadKind.UNRECOGNIZED;
+  }
+}
+
+export function uploadKindToJSON(object: UploadKind): string {
+  switch (object) {
+    case UploadKind.UPLOAD_KIND_UNSPECIFIED:
+      return "UPLOAD_KIND_UNSPECIFIED";
+    case UploadKind.FILE:
+      return "FILE";
+    case UploadKind.DIRECTORY:
+      return "DIRECTORY";
+    case UploadKind.SYMLINK:
+      return "SYMLINK";
+    case UploadKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Jobs {
   jobs: Job[];
 }
@@ -108,6 +155,20 @@ export interface Job {
   workdir: string;
   /** "host" or "none" */
   network: string;
+  /** what the client uploaded into /work before the job started (absent: nothing) */
+  upload: UploadSummary | undefined;
+}
+
+/** What was uploaded into a job's /work. */
+export interface UploadSummary {
+  /** regular files */
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** total size of the files, bytes */
+  bytes: number;
+  /** top-level names created in /work, sorted (at most 100) */
+  roots: string[];
 }
 
 export interface ResourceUsage {
@@ -162,6 +223,7 @@ export interface RunJobRes {
   timedOut: boolean;
   workdir: string;
   network: string;
+  upload: UploadSummary | undefined;
 }
 
 export interface GetJobStatusReq {
@@ -189,6 +251,7 @@ export interface GetJobStatusRes {
   timedOut: boolean;
   workdir: string;
   network: string;
+  upload: UploadSummary | undefined;
 }
 
 export interface StopJobReq {
@@ -222,6 +285,65 @@ export interface DataChunk {
   stream: Stream;
   /** position of the payload's first byte in the job's output (stdout and stderr together, in order) */
   offset: number;
+}
+
+/**
+ * RunJobWithUploads, client → server, in this order:
+ *   1. one `header`: the job to run and the totals of what follows;
+ *   2. (wait for UploadRes.accepted: the server checked the job, the totals and its limits first, so an
+ *      upload it would refuse is refused before any byte is sent)
+ *   3. for each entry: one `entry`; for a FILE, then exactly entry.size bytes in `data` messages (any split);
+ *      parents come before their children (a missing parent directory is created with mode 0755);
+ *   4. one `end`, then half-close.
+ * The job starts only after `end`; a stream that ends or breaks earlier leaves no job running and nothing
+ * of the upload on disk (the job is recorded as FAILED with the reason).
+ */
+export interface UploadReq {
+  part:
+    | { $case: "header"; header: UploadHeader }
+    | { $case: "entry"; entry: UploadEntry }
+    | { $case: "data"; data: Buffer }
+    | { $case: "end"; end: UploadEnd }
+    | undefined;
+}
+
+export interface UploadHeader {
+  job:
+    | RunJobReq
+    | undefined;
+  /** sum of entry.size over all FILE entries, bytes */
+  totalBytes: number;
+  /** number of entries (files, directories and symlinks) */
+  totalEntries: number;
+}
+
+export interface UploadEntry {
+  /** relative to /work, "/"-separated; no "", ".", ".." components, no leading "/" */
+  path: string;
+  kind: UploadKind;
+  /** permission bits (only 0o777 is kept) */
+  mode: number;
+  /** FILE: exact number of data bytes that follow */
+  size: number;
+  /** SYMLINK: the link's target, stored as is (the daemon never follows it) */
+  linkTarget: string;
+}
+
+export interface UploadEnd {
+}
+
+/** RunJobWithUploads, server → client: `accepted` once, after the header; `job` once, after the job started. */
+export interface UploadRes {
+  part: { $case: "accepted"; accepted: UploadAccepted } | { $case: "job"; job: RunJobRes } | undefined;
+}
+
+export interface UploadAccepted {
+  /** the job's ID (INITIALIZING until the upload is complete) */
+  jobId: string;
+  /** the server's limit on totalBytes (uploads.maxTotalMB) */
+  maxBytes: number;
+  /** the server's limit on totalEntries (uploads.maxEntries) */
+  maxEntries: number;
 }
 
 function createBaseJobs(): Jobs {
@@ -313,6 +435,7 @@ function createBaseJob(): Job {
     timedOut: false,
     workdir: "",
     network: "",
+    upload: undefined,
   };
 }
 
@@ -377,6 +500,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.network !== "") {
       writer.uint32(866).string(message.network);
+    }
+    if (message.upload !== undefined) {
+      UploadSummary.encode(message.upload, writer.uint32(874).fork()).join();
     }
     return writer;
   },
@@ -554,6 +680,14 @@ export const Job: MessageFns<Job> = {
             message.network = reader.string();
             continue;
           }
+          case 109: {
+            if (tag !== 874) {
+              break;
+            }
+
+            message.upload = UploadSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -588,6 +722,7 @@ export const Job: MessageFns<Job> = {
       timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
       workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
       network: isSet(object.network) ? globalThis.String(object.network) : "",
+      upload: isSet(object.upload) ? UploadSummary.fromJSON(object.upload) : undefined,
     };
   },
 
@@ -653,6 +788,9 @@ export const Job: MessageFns<Job> = {
     if (message.network !== "") {
       obj.network = message.network;
     }
+    if (message.upload !== undefined) {
+      obj.upload = UploadSummary.toJSON(message.upload);
+    }
     return obj;
   },
 
@@ -683,6 +821,142 @@ export const Job: MessageFns<Job> = {
     message.timedOut = object.timedOut ?? false;
     message.workdir = object.workdir ?? "";
     message.network = object.network ?? "";
+    message.upload = (object.upload !== undefined && object.upload !== null)
+      ? UploadSummary.fromPartial(object.upload)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUploadSummary(): UploadSummary {
+  return { files: 0, directories: 0, symlinks: 0, bytes: 0, roots: [] };
+}
+
+export const UploadSummary: MessageFns<UploadSummary> = {
+  encode(message: UploadSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.files !== 0) {
+      writer.uint32(8).uint32(message.files);
+    }
+    if (message.directories !== 0) {
+      writer.uint32(16).uint32(message.directories);
+    }
+    if (message.symlinks !== 0) {
+      writer.uint32(24).uint32(message.symlinks);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(32).uint64(message.bytes);
+    }
+    for (const v of message.roots) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.files = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.directories = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.symlinks = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.roots.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadSummary {
+    return {
+      files: isSet(object.files) ? globalThis.Number(object.files) : 0,
+      directories: isSet(object.directories) ? globalThis.Number(object.directories) : 0,
+      symlinks: isSet(object.symlinks) ? globalThis.Number(object.symlinks) : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      roots: globalThis.Array.isArray(object?.roots) ? object.roots.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: UploadSummary): unknown {
+    const obj: any = {};
+    if (message.files !== 0) {
+      obj.files = Math.round(message.files);
+    }
+    if (message.directories !== 0) {
+      obj.directories = Math.round(message.directories);
+    }
+    if (message.symlinks !== 0) {
+      obj.symlinks = Math.round(message.symlinks);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    if (message.roots?.length) {
+      obj.roots = message.roots;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadSummary>, I>>(base?: I): UploadSummary {
+    return UploadSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadSummary>, I>>(object: I): UploadSummary {
+    const message = createBaseUploadSummary();
+    message.files = object.files ?? 0;
+    message.directories = object.directories ?? 0;
+    message.symlinks = object.symlinks ?? 0;
+    message.bytes = object.bytes ?? 0;
+    message.roots = object.roots?.map((e) => e) || [];
     return message;
   },
 };
@@ -1102,6 +1376,7 @@ function createBaseRunJobRes(): RunJobRes {
     timedOut: false,
     workdir: "",
     network: "",
+    upload: undefined,
   };
 }
 
@@ -1166,6 +1441,9 @@ export const RunJobRes: MessageFns<RunJobRes> = {
     }
     if (message.network !== "") {
       writer.uint32(866).string(message.network);
+    }
+    if (message.upload !== undefined) {
+      UploadSummary.encode(message.upload, writer.uint32(874).fork()).join();
     }
     return writer;
   },
@@ -1343,6 +1621,14 @@ export const RunJobRes: MessageFns<RunJobRes> = {
             message.network = reader.string();
             continue;
           }
+          case 109: {
+            if (tag !== 874) {
+              break;
+            }
+
+            message.upload = UploadSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1377,6 +1663,7 @@ export const RunJobRes: MessageFns<RunJobRes> = {
       timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
       workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
       network: isSet(object.network) ? globalThis.String(object.network) : "",
+      upload: isSet(object.upload) ? UploadSummary.fromJSON(object.upload) : undefined,
     };
   },
 
@@ -1442,6 +1729,9 @@ export const RunJobRes: MessageFns<RunJobRes> = {
     if (message.network !== "") {
       obj.network = message.network;
     }
+    if (message.upload !== undefined) {
+      obj.upload = UploadSummary.toJSON(message.upload);
+    }
     return obj;
   },
 
@@ -1472,6 +1762,9 @@ export const RunJobRes: MessageFns<RunJobRes> = {
     message.timedOut = object.timedOut ?? false;
     message.workdir = object.workdir ?? "";
     message.network = object.network ?? "";
+    message.upload = (object.upload !== undefined && object.upload !== null)
+      ? UploadSummary.fromPartial(object.upload)
+      : undefined;
     return message;
   },
 };
@@ -1565,6 +1858,7 @@ function createBaseGetJobStatusRes(): GetJobStatusRes {
     timedOut: false,
     workdir: "",
     network: "",
+    upload: undefined,
   };
 }
 
@@ -1629,6 +1923,9 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
     }
     if (message.network !== "") {
       writer.uint32(866).string(message.network);
+    }
+    if (message.upload !== undefined) {
+      UploadSummary.encode(message.upload, writer.uint32(874).fork()).join();
     }
     return writer;
   },
@@ -1806,6 +2103,14 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
             message.network = reader.string();
             continue;
           }
+          case 109: {
+            if (tag !== 874) {
+              break;
+            }
+
+            message.upload = UploadSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1840,6 +2145,7 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
       timedOut: isSet(object.timedOut) ? globalThis.Boolean(object.timedOut) : false,
       workdir: isSet(object.workdir) ? globalThis.String(object.workdir) : "",
       network: isSet(object.network) ? globalThis.String(object.network) : "",
+      upload: isSet(object.upload) ? UploadSummary.fromJSON(object.upload) : undefined,
     };
   },
 
@@ -1905,6 +2211,9 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
     if (message.network !== "") {
       obj.network = message.network;
     }
+    if (message.upload !== undefined) {
+      obj.upload = UploadSummary.toJSON(message.upload);
+    }
     return obj;
   },
 
@@ -1935,6 +2244,9 @@ export const GetJobStatusRes: MessageFns<GetJobStatusRes> = {
     message.timedOut = object.timedOut ?? false;
     message.workdir = object.workdir ?? "";
     message.network = object.network ?? "";
+    message.upload = (object.upload !== undefined && object.upload !== null)
+      ? UploadSummary.fromPartial(object.upload)
+      : undefined;
     return message;
   },
 };
@@ -2443,6 +2755,637 @@ export const DataChunk: MessageFns<DataChunk> = {
   },
 };
 
+function createBaseUploadReq(): UploadReq {
+  return { part: undefined };
+}
+
+export const UploadReq: MessageFns<UploadReq> = {
+  encode(message: UploadReq, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "header":
+        UploadHeader.encode(message.part.header, writer.uint32(10).fork()).join();
+        break;
+      case "entry":
+        UploadEntry.encode(message.part.entry, writer.uint32(18).fork()).join();
+        break;
+      case "data":
+        writer.uint32(26).bytes(message.part.data);
+        break;
+      case "end":
+        UploadEnd.encode(message.part.end, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadReq {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadReq();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "header", header: UploadHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "entry", entry: UploadEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.part = { $case: "data", data: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.part = { $case: "end", end: UploadEnd.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadReq {
+    return {
+      part: isSet(object.header)
+        ? { $case: "header", header: UploadHeader.fromJSON(object.header) }
+        : isSet(object.entry)
+        ? { $case: "entry", entry: UploadEntry.fromJSON(object.entry) }
+        : isSet(object.data)
+        ? { $case: "data", data: Buffer.from(bytesFromBase64(object.data)) }
+        : isSet(object.end)
+        ? { $case: "end", end: UploadEnd.fromJSON(object.end) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: UploadReq): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "header") {
+      obj.header = UploadHeader.toJSON(message.part.header);
+    } else if (message.part?.$case === "entry") {
+      obj.entry = UploadEntry.toJSON(message.part.entry);
+    } else if (message.part?.$case === "data") {
+      obj.data = base64FromBytes(message.part.data);
+    } else if (message.part?.$case === "end") {
+      obj.end = UploadEnd.toJSON(message.part.end);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadReq>, I>>(base?: I): UploadReq {
+    return UploadReq.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadReq>, I>>(object: I): UploadReq {
+    const message = createBaseUploadReq();
+    switch (object.part?.$case) {
+      case "header": {
+        if (object.part?.header !== undefined && object.part?.header !== null) {
+          message.part = { $case: "header", header: UploadHeader.fromPartial(object.part.header) };
+        }
+        break;
+      }
+      case "entry": {
+        if (object.part?.entry !== undefined && object.part?.entry !== null) {
+          message.part = { $case: "entry", entry: UploadEntry.fromPartial(object.part.entry) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.part?.data !== undefined && object.part?.data !== null) {
+          message.part = { $case: "data", data: object.part.data };
+        }
+        break;
+      }
+      case "end": {
+        if (object.part?.end !== undefined && object.part?.end !== null) {
+          message.part = { $case: "end", end: UploadEnd.fromPartial(object.part.end) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUploadHeader(): UploadHeader {
+  return { job: undefined, totalBytes: 0, totalEntries: 0 };
+}
+
+export const UploadHeader: MessageFns<UploadHeader> = {
+  encode(message: UploadHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      RunJobReq.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    if (message.totalBytes !== 0) {
+      writer.uint32(16).uint64(message.totalBytes);
+    }
+    if (message.totalEntries !== 0) {
+      writer.uint32(24).uint32(message.totalEntries);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = RunJobReq.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.totalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalEntries = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadHeader {
+    return {
+      job: isSet(object.job) ? RunJobReq.fromJSON(object.job) : undefined,
+      totalBytes: isSet(object.totalBytes) ? globalThis.Number(object.totalBytes) : 0,
+      totalEntries: isSet(object.totalEntries) ? globalThis.Number(object.totalEntries) : 0,
+    };
+  },
+
+  toJSON(message: UploadHeader): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = RunJobReq.toJSON(message.job);
+    }
+    if (message.totalBytes !== 0) {
+      obj.totalBytes = Math.round(message.totalBytes);
+    }
+    if (message.totalEntries !== 0) {
+      obj.totalEntries = Math.round(message.totalEntries);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadHeader>, I>>(base?: I): UploadHeader {
+    return UploadHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadHeader>, I>>(object: I): UploadHeader {
+    const message = createBaseUploadHeader();
+    message.job = (object.job !== undefined && object.job !== null) ? RunJobReq.fromPartial(object.job) : undefined;
+    message.totalBytes = object.totalBytes ?? 0;
+    message.totalEntries = object.totalEntries ?? 0;
+    return message;
+  },
+};
+
+function createBaseUploadEntry(): UploadEntry {
+  return { path: "", kind: 0, mode: 0, size: 0, linkTarget: "" };
+}
+
+export const UploadEntry: MessageFns<UploadEntry> = {
+  encode(message: UploadEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(16).int32(message.kind);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(24).uint32(message.mode);
+    }
+    if (message.size !== 0) {
+      writer.uint32(32).uint64(message.size);
+    }
+    if (message.linkTarget !== "") {
+      writer.uint32(42).string(message.linkTarget);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.linkTarget = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadEntry {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      kind: isSet(object.kind) ? uploadKindFromJSON(object.kind) : 0,
+      mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      linkTarget: isSet(object.linkTarget) ? globalThis.String(object.linkTarget) : "",
+    };
+  },
+
+  toJSON(message: UploadEntry): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.kind !== 0) {
+      obj.kind = uploadKindToJSON(message.kind);
+    }
+    if (message.mode !== 0) {
+      obj.mode = Math.round(message.mode);
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.linkTarget !== "") {
+      obj.linkTarget = message.linkTarget;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadEntry>, I>>(base?: I): UploadEntry {
+    return UploadEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadEntry>, I>>(object: I): UploadEntry {
+    const message = createBaseUploadEntry();
+    message.path = object.path ?? "";
+    message.kind = object.kind ?? 0;
+    message.mode = object.mode ?? 0;
+    message.size = object.size ?? 0;
+    message.linkTarget = object.linkTarget ?? "";
+    return message;
+  },
+};
+
+function createBaseUploadEnd(): UploadEnd {
+  return {};
+}
+
+export const UploadEnd: MessageFns<UploadEnd> = {
+  encode(_: UploadEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UploadEnd {
+    return {};
+  },
+
+  toJSON(_: UploadEnd): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadEnd>, I>>(base?: I): UploadEnd {
+    return UploadEnd.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadEnd>, I>>(_: I): UploadEnd {
+    const message = createBaseUploadEnd();
+    return message;
+  },
+};
+
+function createBaseUploadRes(): UploadRes {
+  return { part: undefined };
+}
+
+export const UploadRes: MessageFns<UploadRes> = {
+  encode(message: UploadRes, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "accepted":
+        UploadAccepted.encode(message.part.accepted, writer.uint32(10).fork()).join();
+        break;
+      case "job":
+        RunJobRes.encode(message.part.job, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadRes {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadRes();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "accepted", accepted: UploadAccepted.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "job", job: RunJobRes.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadRes {
+    return {
+      part: isSet(object.accepted)
+        ? { $case: "accepted", accepted: UploadAccepted.fromJSON(object.accepted) }
+        : isSet(object.job)
+        ? { $case: "job", job: RunJobRes.fromJSON(object.job) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: UploadRes): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "accepted") {
+      obj.accepted = UploadAccepted.toJSON(message.part.accepted);
+    } else if (message.part?.$case === "job") {
+      obj.job = RunJobRes.toJSON(message.part.job);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadRes>, I>>(base?: I): UploadRes {
+    return UploadRes.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadRes>, I>>(object: I): UploadRes {
+    const message = createBaseUploadRes();
+    switch (object.part?.$case) {
+      case "accepted": {
+        if (object.part?.accepted !== undefined && object.part?.accepted !== null) {
+          message.part = { $case: "accepted", accepted: UploadAccepted.fromPartial(object.part.accepted) };
+        }
+        break;
+      }
+      case "job": {
+        if (object.part?.job !== undefined && object.part?.job !== null) {
+          message.part = { $case: "job", job: RunJobRes.fromPartial(object.part.job) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUploadAccepted(): UploadAccepted {
+  return { jobId: "", maxBytes: 0, maxEntries: 0 };
+}
+
+export const UploadAccepted: MessageFns<UploadAccepted> = {
+  encode(message: UploadAccepted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.maxBytes !== 0) {
+      writer.uint32(16).uint64(message.maxBytes);
+    }
+    if (message.maxEntries !== 0) {
+      writer.uint32(24).uint32(message.maxEntries);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadAccepted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadAccepted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxEntries = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadAccepted {
+    return {
+      jobId: isSet(object.jobId) ? globalThis.String(object.jobId) : "",
+      maxBytes: isSet(object.maxBytes) ? globalThis.Number(object.maxBytes) : 0,
+      maxEntries: isSet(object.maxEntries) ? globalThis.Number(object.maxEntries) : 0,
+    };
+  },
+
+  toJSON(message: UploadAccepted): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.maxBytes !== 0) {
+      obj.maxBytes = Math.round(message.maxBytes);
+    }
+    if (message.maxEntries !== 0) {
+      obj.maxEntries = Math.round(message.maxEntries);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadAccepted>, I>>(base?: I): UploadAccepted {
+    return UploadAccepted.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadAccepted>, I>>(object: I): UploadAccepted {
+    const message = createBaseUploadAccepted();
+    message.jobId = object.jobId ?? "";
+    message.maxBytes = object.maxBytes ?? 0;
+    message.maxEntries = object.maxEntries ?? 0;
+    return message;
+  },
+};
+
 export type JobletServiceService = typeof JobletServiceService;
 export const JobletServiceService = {
   runJob: {
@@ -2500,6 +3443,16 @@ export const JobletServiceService = {
     responseSerialize: (value: DeleteJobRes): Buffer => Buffer.from(DeleteJobRes.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteJobRes => DeleteJobRes.decode(value),
   },
+  /** admin: run a job whose /work first receives files streamed by the client (see UploadReq for the protocol) */
+  runJobWithUploads: {
+    path: "/joblet.JobletService/RunJobWithUploads" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: UploadReq): Buffer => Buffer.from(UploadReq.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadReq => UploadReq.decode(value),
+    responseSerialize: (value: UploadRes): Buffer => Buffer.from(UploadRes.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadRes => UploadRes.decode(value),
+  },
 } as const;
 
 export interface JobletServiceServer extends UntypedServiceImplementation {
@@ -2510,6 +3463,8 @@ export interface JobletServiceServer extends UntypedServiceImplementation {
   listJobs: handleUnaryCall<EmptyRequest, Jobs>;
   /** Joblet additions. */
   deleteJob: handleUnaryCall<DeleteJobReq, DeleteJobRes>;
+  /** admin: run a job whose /work first receives files streamed by the client (see UploadReq for the protocol) */
+  runJobWithUploads: handleBidiStreamingCall<UploadReq, UploadRes>;
 }
 
 export interface JobletServiceClient extends Client {
@@ -2586,6 +3541,10 @@ export interface JobletServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteJobRes) => void,
   ): ClientUnaryCall;
+  /** admin: run a job whose /work first receives files streamed by the client (see UploadReq for the protocol) */
+  runJobWithUploads(): ClientDuplexStream<UploadReq, UploadRes>;
+  runJobWithUploads(options: Partial<CallOptions>): ClientDuplexStream<UploadReq, UploadRes>;
+  runJobWithUploads(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<UploadReq, UploadRes>;
 }
 
 export const JobletServiceClient = makeGenericClientConstructor(
