@@ -89,7 +89,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       maxSendMsgSize: config.grpc.maxSendMsgSize,
       jobs,
       logger: log,
-      revokedSerials: config.revokedSerials,
+      revoked: new Set(config.revokedSerials),
       onCall: (call) => {
         metrics?.callFinished(call);
         auditLog.record(call, (err) => {

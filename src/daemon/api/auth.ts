@@ -14,10 +14,10 @@ export interface Caller {
 }
 
 /** The API's RPC names, as in the method paths `/joblet.JobletService/<Rpc>`. */
-export type Rpc = "RunJob" | "GetJobStatus" | "StopJob" | "GetJobLogs" | "ListJobs" | "DeleteJob";
+export type Rpc = "RunJob" | "RunJobWithUploads" | "GetJobStatus" | "StopJob" | "GetJobLogs" | "ListJobs" | "DeleteJob";
 
 const ALLOWED: Readonly<Record<CertRole, ReadonlySet<Rpc>>> = {
-  admin: new Set<Rpc>(["RunJob", "GetJobStatus", "StopJob", "GetJobLogs", "ListJobs", "DeleteJob"]),
+  admin: new Set<Rpc>(["RunJob", "RunJobWithUploads", "GetJobStatus", "StopJob", "GetJobLogs", "ListJobs", "DeleteJob"]),
   viewer: new Set<Rpc>(["GetJobStatus", "GetJobLogs", "ListJobs"]),
 };
 
@@ -33,8 +33,13 @@ export function callerOf(auth: { sslPeerCertificate?: PeerCertificate } | undefi
   };
 }
 
+/** Answers whether a certificate serial (normalised: lowercase hex, no leading zeros) is revoked. A Set is one. */
+export interface RevocationCheck {
+  has(serial: string): boolean;
+}
+
 /** Throws PERMISSION_DENIED unless the caller's role may call `rpc` with a certificate that is not revoked. */
-export function authorize(caller: Caller, rpc: Rpc, revokedSerials: ReadonlySet<string> = new Set()): void {
+export function authorize(caller: Caller, rpc: Rpc, revokedSerials: RevocationCheck = new Set<string>()): void {
   if (revokedSerials.has(normalizeSerial(caller.serial))) {
     throw new JobletError("PERMISSION_DENIED", `client certificate ${caller.subject} (serial ${caller.serial}) is revoked`, {
       hint: "ask the server's administrator for a new certificate",

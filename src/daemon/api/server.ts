@@ -20,7 +20,7 @@ import {
   type StopJobRes,
 } from "../../shared/proto/joblet.js";
 import type { JobService } from "../jobs/service.js";
-import { authorize, callerOf, type Caller, type Rpc } from "./auth.js";
+import { authorize, callerOf, type Caller, type RevocationCheck, type Rpc } from "./auth.js";
 import { toJob, toRunRequest } from "./mappers.js";
 import { DECODE_ERROR, tolerantService } from "./decode.js";
 import { toServiceError } from "./status.js";
@@ -37,8 +37,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Told about every finished call, allowed or denied (audit log, metrics). Must not throw. */
   onCall?: CallObserver;
-  /** Client certificate serials to refuse (normalised: lowercase hex, no leading zeros). */
-  revokedSerials?: readonly string[];
+  /** Revoked client certificates, by serial (normalised: lowercase hex, no leading zeros); asked on every call. */
+  revoked?: RevocationCheck;
 }
 
 /** One finished RPC: who called what, the job it concerned, the outcome (a gRPC status name) and its duration. */
@@ -71,7 +71,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const followers = new Set<ServerWritableStream<GetJobLogsReq, DataChunk>>();
   server.addService(
     tolerantService(),
-    handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), new Set(opts.revokedSerials ?? []), followers),
+    handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
   const port = await new Promise<number>((resolve, reject) => {
@@ -103,7 +103,7 @@ function handlers(
   jobs: JobService,
   log: Logger,
   onCall: CallObserver,
-  revoked: ReadonlySet<string>,
+  revoked: RevocationCheck,
   followers: Set<ServerWritableStream<GetJobLogsReq, DataChunk>>,
 ): JobletServiceServer {
   /** Wraps a unary handler with authentication, authorisation, logging, observation and error mapping. */
@@ -158,7 +158,7 @@ async function streamLogs(
   jobs: JobService,
   log: Logger,
   onCall: CallObserver,
-  revoked: ReadonlySet<string>,
+  revoked: RevocationCheck,
 ): Promise<void> {
   const caller = callerOf(call.getAuthContext());
   const started = performance.now();
