@@ -1,8 +1,9 @@
 // The runtime facade the job service uses: one job = one bundle, one conmon, one runc container. Knows the
 // state dir layout; knows nothing of job records.
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import { existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher, type Stats } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { isJobId } from "../../shared/ids.js";
 import { isAlive, launchConmon, readPid, supervisionPaths, type SupervisionPaths } from "./conmon.js";
 import type { HostFs } from "./hostfs.js";
@@ -60,24 +61,53 @@ export class JobRuntime {
   }
 
   /**
-   * Creates the work dir and, inside it, the working directory `relDir` (already validated: relative, no
-   * "..", no empty segments). The work dir is new and empty, so no path component can be a symlink.
+   * Makes the job's work dir exist and returns it; idempotent. With `relDir` (the job's working directory,
+   * relative to /work) it also creates that directory inside the work dir, one component at a time. The
+   * work dir may already hold files a client uploaded, symlinks included, so no path is ever followed:
+   * each existing component must be a real directory (lstat), anything else is INVALID_ARGUMENT naming
+   * `workdir`; each new one is made here and given to the job's root with lchown. Nothing else runs in the
+   * work dir while this does (the job has not started), so what lstat saw is what mkdir and lchown meet.
    */
   prepareWorkDir(id: string, relDir = ""): string {
+    if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
+    const parts = relDir ? relDir.split("/") : [];
+    if (parts.some((part) => part === "" || part === "." || part === "..")) {
+      throw invalidArgument("workdir", 'a directory relative to /work such as "src/app" (no leading "/", no "." or ".." parts)', relDir);
+    }
     const dir = this.workDir(id);
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    if (relDir) mkdirSync(path.join(dir, relDir), { recursive: true, mode: 0o755 });
-    // The job's root is an unprivileged host user: it must own its work dir (and the dirs made in it).
-    const idMap = this.opts.idMap;
-    if (idMap) {
-      let p = dir;
-      chownSync(p, idMap.hostUid, idMap.hostGid);
-      for (const part of relDir ? relDir.split("/") : []) {
-        p = path.join(p, part);
-        chownSync(p, idMap.hostUid, idMap.hostGid);
-      }
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+    this.ensureDirectory(dir, relDir, "");
+    let p = dir;
+    for (const part of parts) {
+      p = path.join(p, part);
+      this.ensureDirectory(p, relDir, path.relative(dir, p));
     }
     return dir;
+  }
+
+  /**
+   * Creates directory `p` (owned by the job's root) unless it exists; an existing `p` must be a directory and
+   * not a symlink. `relDir` and `component` (relative to /work; "" for /work itself) are for the error.
+   */
+  private ensureDirectory(p: string, relDir: string, component: string): void {
+    let st = lstatOrUndefined(p);
+    if (!st) {
+      try {
+        mkdirSync(p, { mode: 0o755 });
+        // The job's root is an unprivileged host user: it must own the directories made for it.
+        if (this.opts.idMap) lchownSync(p, this.opts.idMap.hostUid, this.opts.idMap.hostGid);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        st = lstatOrUndefined(p);
+      }
+    }
+    if (st?.isDirectory()) return;
+    const what = st?.isSymbolicLink() ? `a symbolic link to ${JSON.stringify(readlinkOrEmpty(p))}` : st?.isFile() ? "a file" : "not a directory";
+    const where = component ? `/work/${component}` : "/work";
+    throw new JobletError("INVALID_ARGUMENT", `workdir: cannot use ${JSON.stringify(relDir)} as the working directory: ${where} is ${what} (expected a directory)`, {
+      hint: "upload a real directory at that path, or choose a --workdir that does not pass through a link or file",
+    });
   }
 
   /** Deletes a finished job's work dir (its log belongs to the logs layer: see removeLog). */
@@ -217,5 +247,22 @@ export class JobRuntime {
       watcher?.close();
       clearInterval(timer);
     };
+  }
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+function readlinkOrEmpty(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return "";
   }
 }
