@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v runc >/dev/null || need+=(runc)
 command -v conmon >/dev/null || need+=(conmon)
+# filesystem.workSizeMB: each job's /work is an ext4 image (mkfs.ext4) loop-mounted with mount/umount.
+command -v mkfs.ext4 >/dev/null || [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need+=(e2fsprogs)
+command -v mount >/dev/null || need+=(mount)
 # ps, ip and python3 are used by the test suite and the first-job demo.
 command -v ps >/dev/null || need+=(procps)
 [ -x /usr/bin/python3 ] || need+=(python3)

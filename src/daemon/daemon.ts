@@ -56,6 +56,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       tmpBytes: config.limits.tmpSizeBytes,
       seccomp: seccompForSetting(config.seccomp),
       idMap: idMapForBase(config.idMapBase),
+      workSizeBytes: config.limits.workSizeBytes,
     });
     const metrics = config.metrics
       ? new JobletMetrics({

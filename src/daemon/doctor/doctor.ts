@@ -9,6 +9,7 @@ import { checkKernel } from "./kernel.js";
 import { checkPorts } from "./port.js";
 import { checkPrograms } from "./programs.js";
 import { checkStateDirs } from "./state.js";
+import { checkWorkVolume } from "./work-volume.js";
 
 /** Everything the doctor found. */
 export interface DoctorReport {
@@ -41,6 +42,8 @@ export async function runDoctor(configFile?: string): Promise<DoctorReport> {
     checks.push(...(await checkCgroups(config)));
     checks.push(...checkKernel(config));
     checks.push(...checkStateDirs(config));
+    // Listed only with a cap: without one there is nothing on this host to check.
+    if (config.limits.workSizeBytes > 0) checks.push(await checkWorkVolume(config));
     checks.push(...checkCertificates(config));
     checks.push(...(await checkPorts(config)));
     checks.push(await checkTestJob(config, programs.runtimePath, programs.conmonPath));

@@ -16,7 +16,7 @@ import { JobRuntime } from "../runtime/job-runtime.js";
 import { seccompForSetting } from "../runtime/seccomp.js";
 import { idMapForBase } from "../runtime/spec.js";
 import type { JobResources } from "../runtime/spec.js";
-import { fail, failFrom, ok, type CheckResult } from "./check.js";
+import { fail, failFrom, formatBytes, ok, type CheckResult } from "./check.js";
 import { existingAncestor } from "./cgroups.js";
 
 /** Size of the uid/gid range a job's user namespace maps, as the daemon maps it. */
@@ -55,6 +55,7 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
       tmpBytes: config.limits.tmpSizeBytes,
       seccomp,
       idMap: idMapForBase(config.idMapBase),
+      workSizeBytes: config.limits.workSizeBytes,
     });
     const limits: string[] = ["cpu 50%", "memory 64 MiB", "pids 32", "cpuset"];
     const resources: JobResources = {
@@ -74,7 +75,8 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
     } catch {
       // No block device: the IO checks report it; the job runs without an IO limit.
     }
-    runtime.prepareWorkDir(jobId);
+    await runtime.prepareWorkDir(jobId);
+    if (config.limits.workSizeBytes > 0) limits.push(`/work ${formatBytes(config.limits.workSizeBytes)} volume`);
     await runtime.start(jobId, {
       args: ["sh", "-c", `echo ${MARKER}`],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/work"],
@@ -105,9 +107,16 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
     return failFrom(id, title, err, "check the runtime, cgroup and kernel checks above; the runtime's error names the limit or feature it could not set up");
   } finally {
     await runtime?.remove(jobId).catch(() => undefined);
+    let volumeLeft = false;
+    try {
+      // Unmounts the job's /work volume if remove did not: the state dir must not be deleted through it.
+      runtime?.forget(jobId);
+    } catch {
+      volumeLeft = true;
+    }
     await cgroups.remove(cgPath).catch(() => undefined);
     if (!parentExisted) await cgroups.remove(config.cgroupParent).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
+    if (!volumeLeft) rmSync(stateDir, { recursive: true, force: true });
   }
 }
 

@@ -9,6 +9,7 @@ import { isAlive, launchConmon, readPid, supervisionPaths, type SupervisionPaths
 import type { HostFs } from "./hostfs.js";
 import { RuntimeClient } from "./runc.js";
 import { buildJobSpec, type IdMap, type JobResources } from "./spec.js";
+import { findWorkVolumePrograms, isMountPoint, mountWorkVolume, unmountWorkVolume, unmountWorkVolumeSync, type WorkVolumePrograms } from "./work-quota.js";
 
 /** Settings of the runtime layer, from the daemon config. */
 export interface JobRuntimeOptions {
@@ -22,6 +23,11 @@ export interface JobRuntimeOptions {
   seccomp?: Record<string, unknown>;
   /** User namespace mapping of every job; undefined = jobs run as host root (in their other namespaces). */
   idMap?: IdMap;
+  /**
+   * Size of each job's /work, bytes: the work dir is then the mount point of an ext4 volume of this size
+   * (work-quota.ts). 0 or undefined = no cap: a plain directory on the jobs dir's file system.
+   */
+  workSizeBytes?: number;
 }
 
 /** What a job's process is and what it may use. */
@@ -40,8 +46,13 @@ export interface JobLaunch {
 export class JobRuntime {
   readonly runtime: RuntimeClient;
   private readonly runtimeRoot: string;
+  /** The programs work volumes need; undefined when there is no /work cap. */
+  private readonly volumePrograms: WorkVolumePrograms | undefined;
+  /** Volumes being mounted, per job: a second prepareWorkDir waits for the first instead of mounting twice. */
+  private readonly mounting = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: JobRuntimeOptions) {
+    this.volumePrograms = opts.workSizeBytes ? findWorkVolumePrograms() : undefined;
     this.runtimeRoot = path.join(opts.stateDir, "runtime");
     this.runtime = new RuntimeClient(opts.runtimePath, this.runtimeRoot);
     for (const dir of [this.runtimeRoot, path.join(opts.stateDir, "run"), path.join(opts.stateDir, "exits"), path.join(opts.stateDir, "sockets"), path.join(opts.stateDir, "logs")]) {
@@ -61,14 +72,15 @@ export class JobRuntime {
   }
 
   /**
-   * Makes the job's work dir exist and returns it; idempotent. With `relDir` (the job's working directory,
+   * Makes the job's work dir exist and returns it; idempotent. With a /work cap (workSizeBytes) the work dir
+   * is the job's own volume, made and mounted by the first call. With `relDir` (the job's working directory,
    * relative to /work) it also creates that directory inside the work dir, one component at a time. The
    * work dir may already hold files a client uploaded, symlinks included, so no path is ever followed:
    * each existing component must be a real directory (lstat), anything else is INVALID_ARGUMENT naming
    * `workdir`; each new one is made here and given to the job's root with lchown. Nothing else runs in the
    * work dir while this does (the job has not started), so what lstat saw is what mkdir and lchown meet.
    */
-  prepareWorkDir(id: string, relDir = ""): string {
+  async prepareWorkDir(id: string, relDir = ""): Promise<string> {
     if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
     const parts = relDir ? relDir.split("/") : [];
     if (parts.some((part) => part === "" || part === "." || part === "..")) {
@@ -77,6 +89,7 @@ export class JobRuntime {
     const dir = this.workDir(id);
     mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
     this.ensureDirectory(dir, relDir, "");
+    if (this.volumePrograms) await this.mountVolume(id, dir, this.volumePrograms);
     let p = dir;
     for (const part of parts) {
       p = path.join(p, part);
@@ -110,9 +123,38 @@ export class JobRuntime {
     });
   }
 
-  /** Deletes a finished job's work dir (its log belongs to the logs layer: see removeLog). */
+  /** Mounts job `id`'s volume at `dir` unless it is mounted (by this daemon or an earlier one) or mounting. */
+  private mountVolume(id: string, dir: string, programs: WorkVolumePrograms): Promise<void> {
+    const pending = this.mounting.get(id);
+    if (pending) return pending;
+    if (isMountPoint(dir)) return Promise.resolve();
+    const owner = { uid: this.opts.idMap?.hostUid ?? 0, gid: this.opts.idMap?.hostGid ?? 0 };
+    const mounted = mountWorkVolume(this.workImage(id), dir, { sizeBytes: this.opts.workSizeBytes!, ...owner }, programs).finally(() =>
+      this.mounting.delete(id),
+    );
+    this.mounting.set(id, mounted);
+    return mounted;
+  }
+
+  /** The sparse image file holding job `id`'s volume (with a /work cap), next to its work dir. */
+  private workImage(id: string): string {
+    return path.join(this.opts.jobsDir, id, "work.img");
+  }
+
+  /** umount as found at start, or from PATH for a volume an earlier daemon (with a cap) left mounted. */
+  private umountProgram(): { umount: string } {
+    return { umount: this.volumePrograms?.umount ?? "umount" };
+  }
+
+  /**
+   * Deletes a finished job's work dir and its volume's image (its log belongs to the logs layer: see
+   * removeLog). A volume still mounted (the job never started, or an earlier daemon stopped before removing
+   * it) is unmounted first, lazily if busy; if even that fails this throws and deletes nothing, because
+   * deleting through the mount point would only empty the volume.
+   */
   forget(id: string): void {
     if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
+    unmountWorkVolumeSync(this.workDir(id), this.umountProgram());
     rmSync(path.join(this.opts.jobsDir, id), { recursive: true, force: true });
   }
 
@@ -163,9 +205,14 @@ export class JobRuntime {
     }
   }
 
-  /** Removes the container (killing what is left of it) and its bundle. Logs, work dir and exit file stay. */
+  /**
+   * Removes the container (killing what is left of it), unmounts the job's volume if it has one (its files
+   * stay in the image until forget), then removes the bundle. Logs, work dir and exit file stay. The bundle
+   * goes last: it marks a job not yet cleaned up, so a daemon stopped halfway finishes this on recovery.
+   */
   async remove(id: string): Promise<void> {
     await this.runtime.delete(id, true);
+    await unmountWorkVolume(this.workDir(id), this.umountProgram());
     rmSync(this.paths(id).bundleDir, { recursive: true, force: true });
   }
 
