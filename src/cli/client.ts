@@ -13,8 +13,10 @@ import {
   type RunJobRes,
   type StopJobRes,
 } from "../shared/proto/joblet.js";
+import { JobletError } from "../shared/errors.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
+import { UploadCall } from "./upload/call.js";
 
 /** How long a short call (status, list) may take, including connecting, in milliseconds. */
 const SHORT_CALL_MS = 30_000;
@@ -42,6 +44,26 @@ export class RnxClient {
   /** Starts a job; resolves once the daemon reports it running. */
   runJob(req: RunJobReq): Promise<RunJobRes> {
     return this.unary<RunJobRes>("RunJob", LONG_CALL_MS, (opts, cb) => this.client.runJob(req, new grpc.Metadata(), opts, cb));
+  }
+
+  /**
+   * Opens RunJobWithUploads; upload/send.ts drives it. No deadline for the whole call (a large upload takes
+   * as long as it takes); each wait for an answer has its own. A server without the RPC (UNIMPLEMENTED) is
+   * reported as one that does not support uploads.
+   */
+  openUpload(): UploadCall {
+    const rpc = "RunJobWithUploads";
+    const mapError = (err: unknown): Error => {
+      if (!isRpcFailure(err)) return err instanceof Error ? err : new Error(String(err));
+      if (err.code === grpc.status.UNIMPLEMENTED) {
+        return new JobletError("FAILED_PRECONDITION", `joblet at ${this.target.address} does not support uploads (--upload, --upload-dir): it does not implement ${rpc}`, {
+          hint: "the server runs an older Joblet; upgrade it, or run the job without --upload/--upload-dir",
+          cause: err,
+        });
+      }
+      return rpcError(err, rpc, this.target);
+    };
+    return new UploadCall(this.client.runJobWithUploads(), mapError, `joblet at ${this.target.address}`);
   }
 
   /** One job's full record; `id` may be a unique prefix. */

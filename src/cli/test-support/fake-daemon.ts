@@ -14,7 +14,12 @@ import {
   type Job,
   type JobletServiceServer,
   type RunJobReq,
+  type RunJobRes,
   type StopJobRes,
+  type UploadAccepted,
+  type UploadHeader,
+  type UploadReq,
+  type UploadRes,
   DeleteJobRes,
 } from "../../shared/proto/joblet.js";
 import { generatePki, roleFromOU, type Pki } from "../../shared/tls/certs.js";
@@ -28,6 +33,30 @@ export interface FakeHandlers {
   listJobs?: () => Job[] | Promise<Job[]>;
   /** Writes chunks to the call and resolves when the stream should end; `signal` aborts when the client cancels. */
   getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>, signal: AbortSignal) => Promise<void>;
+  runJobWithUploads?: FakeUploadHandlers;
+}
+
+/** How the fake answers RunJobWithUploads; every message received is recorded in a FakeUploadCall. */
+export interface FakeUploadHandlers {
+  /** Answers the header: the accepted reply, or throws FakeStatus to refuse the upload before any data. */
+  accept(header: UploadHeader): UploadAccepted | Promise<UploadAccepted>;
+  /** Answers once the client has half-closed: the started job (sent as `job`), or throws FakeStatus. */
+  start(received: readonly UploadReq[]): Job | Promise<Job>;
+  /**
+   * Sees each message as it arrives; throwing FakeStatus fails the call there (as the daemon does on an
+   * invalid entry); `pause()` stops reading, so the client's writes back up.
+   */
+  onMessage?(msg: UploadReq, call: { pause(): void }): void;
+}
+
+/** What one RunJobWithUploads call delivered; the fake fills it in as the call goes on. */
+export interface FakeUploadCall {
+  /** Every message, in order. */
+  readonly messages: UploadReq[];
+  /** The client half-closed its side. */
+  halfClosed: boolean;
+  /** The client cancelled the call (or its connection went away) before the fake finished it. */
+  cancelled: boolean;
 }
 
 /** An error a handler throws to answer with a gRPC status. */
@@ -171,9 +200,58 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
     stopJob: unary("stopJob", h.stopJob && ((r: { id: string }) => h.stopJob!(r.id))),
     deleteJob: unary("deleteJob", h.deleteJob && ((r: { id: string }) => h.deleteJob!(r.id))),
     listJobs: unary("listJobs", h.listJobs && (async () => ({ jobs: await h.listJobs!() }))),
-    runJobWithUploads: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-      calls.push(["runJobWithUploads", undefined]);
-      call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "runJobWithUploads not faked" });
+    runJobWithUploads: (call: grpc.ServerDuplexStream<UploadReq, UploadRes>) => {
+      const record: FakeUploadCall = { messages: [], halfClosed: false, cancelled: false };
+      calls.push(["runJobWithUploads", record]);
+      let finished = false;
+      const fail = (err: unknown) => {
+        if (finished) return;
+        finished = true;
+        call.emit("error", toStatus(err));
+      };
+      call.on("cancelled", () => {
+        if (!finished) record.cancelled = true;
+      });
+      try {
+        check("runJobWithUploads", roleOf(call));
+        if (!h.runJobWithUploads) throw new FakeStatus(grpc.status.UNIMPLEMENTED, "runJobWithUploads not faked");
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      const handlers = h.runJobWithUploads;
+      // Answers go out in the order their messages came, whatever each handler awaits.
+      let answers = Promise.resolve();
+      const answer = (fn: () => Promise<void>) => {
+        answers = answers.then(fn).catch(fail);
+      };
+      call.on("data", (msg: UploadReq) => {
+        if (finished) return;
+        record.messages.push(msg);
+        try {
+          handlers.onMessage?.(msg, call);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        if (msg.part?.$case === "header") {
+          const header = msg.part.header;
+          answer(async () => {
+            const accepted = await handlers.accept(header);
+            if (!finished) call.write({ part: { $case: "accepted", accepted } });
+          });
+        }
+      });
+      call.on("end", () => {
+        record.halfClosed = true;
+        answer(async () => {
+          const job: RunJobRes = await handlers.start(record.messages);
+          if (finished) return;
+          finished = true;
+          call.write({ part: { $case: "job", job } });
+          call.end();
+        });
+      });
     },
     getJobLogs: (call: grpc.ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       calls.push(["getJobLogs", call.request]);
