@@ -72,6 +72,23 @@ describe("rnx argument parsing", () => {
     assert.deepEqual({ timeout: f.timeout, workdir: f.workdir, network: f.network, env: f.env }, { timeout: "5m", workdir: "w", network: "host", env: undefined });
   });
 
+  test("run: --upload and --upload-dir collect every value in order; after the command they are the job's", async () => {
+    const r = await parse(["run", "--upload", "a.py", "--upload=data/", "--upload-dir", "proj", "--upload-dir=other", "python3", "--upload", "x"]);
+    assert.equal(r.code, 0, r.err);
+    const [command, args, flags] = r.calls[0]!.args as [string, string[], Record<string, unknown>];
+    assert.equal(command, "python3");
+    assert.deepEqual(args, ["--upload", "x"]);
+    assert.deepEqual({ upload: flags.upload, uploadDir: flags.uploadDir }, { upload: ["a.py", "data/"], uploadDir: ["proj", "other"] });
+    const none = await parse(["run", "true"]);
+    const f = none.calls[0]!.args[2] as Record<string, unknown>;
+    assert.deepEqual({ upload: f.upload, uploadDir: f.uploadDir }, { upload: undefined, uploadDir: undefined });
+    for (const flag of ["--upload", "--upload-dir"]) {
+      const missing = await parse(["run", flag]);
+      assert.equal(missing.code, 2, flag);
+      assert.match(missing.err, /argument missing/, flag);
+    }
+  });
+
   test("run: a value-taking new flag without its value is a usage error", async () => {
     for (const flag of ["--timeout", "-e", "--env", "--workdir", "--network"]) {
       const r = await parse(["run", flag]);
@@ -191,7 +208,10 @@ describe("rnx argument parsing", () => {
     assert.match(h.out, /rnx stop 0d5c && rnx rm 0d5c/);
     const run = await parse(["run", "--help"]);
     assert.equal(run.code, 0);
-    for (const needle of ["--timeout <duration>", "-e, --env <KEY=VALUE>", "--workdir <dir>", "--network <mode>", "rnx run exits 124", "-e KEY without =VALUE"]) {
+    for (const needle of [
+      "--timeout <duration>", "-e, --env <KEY=VALUE>", "--workdir <dir>", "--network <mode>", "rnx run exits 124", "-e KEY without =VALUE",
+      "--upload <path>", "--upload-dir <dir>", "uploads.maxTotalMB", "uploads.maxEntries", "uploaded as links", "0644 files, 0755 directories",
+    ]) {
       assert.ok(run.out.includes(needle), needle);
     }
     const v = await parse(["--version"]);

@@ -71,7 +71,8 @@ JSON fields (names as in the gRPC API; always present):
   startTime, endTime (RFC 3339; "" while running), exitCode, signal ("" if none), oomKilled, reason,
   usage {cpuTimeNs, memoryPeakBytes, ioReadBytes, ioWriteBytes} or null, createTime,
   timeoutMs (0 = none), timedOut (stopped for running past timeoutMs), workdir (relative to /work;
-  "" = /work), network ("host" or "none")`;
+  "" = /work), network ("host" or "none"), upload {files, directories, symlinks, bytes, roots[]} or
+  null (what --upload/--upload-dir put into /work; roots = its top-level names, at most 100)`;
 
 /** `rnx run`'s examples and notes, after its options in `rnx run --help`. */
 const RUN_HELP = `
@@ -81,6 +82,8 @@ Examples:
   rnx run --timeout 5m -e MODE=fast -e HOME --workdir src/app make test
   rnx run --network=none --timeout=90 python3 -m pytest -x
   rnx run -d --timeout 2h ./train.sh          # start, print the ID, return
+  rnx run --upload train.py --upload data python3 train.py   # /work/train.py, /work/data/...
+  rnx run --upload-dir ./project --workdir src make test     # project's contents become /work
   rnx --node viewer run -- ls -la
 
 Everything from the job's command on belongs to the job, its own --flags too; \`--\` also ends
@@ -92,6 +95,19 @@ rnx's options.
 --workdir is relative to /work, the job's working directory (created if missing); an absolute path
   under /work ("/work/src") works too.
 Ctrl-C detaches: the job keeps running; follow it with \`rnx log ID\`, stop it with \`rnx stop ID\`.
+
+Uploads: the files are in /work before the command starts, owned by the job's user.
+--upload PATH: a file becomes /work/NAME, a directory /work/NAME/... with everything below it
+  (NAME = PATH's last part; a trailing / changes nothing). Repeatable.
+--upload-dir DIR: DIR's contents become /work's top level (at most once; combine it with --upload).
+  Two sources giving the same /work path are refused before anything is sent.
+Symlinks inside a directory are uploaded as links, never followed, their targets unchanged; a PATH or
+  DIR on the command line that is itself a symlink is followed (like cp -H). Permission bits are kept
+  (from Windows, which has none: 0644 files, 0755 directories); owners, times and hard links are not.
+  Sockets, FIFOs and devices are refused. The server caps the total size (uploads.maxTotalMB) and the
+  number of entries (uploads.maxEntries) and refuses a larger upload before any file is sent.
+  Progress is shown on stderr when it is a terminal and the upload takes over a second. Ctrl-C during
+  the upload cancels it: the job does not start (it is recorded as FAILED).
 `;
 
 /** Collects a repeatable option's values in order. */
@@ -163,6 +179,8 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, setExitCode: 
       .option("-e, --env <KEY=VALUE>", "set a variable in the job's environment (repeatable); -e KEY passes on rnx's $KEY", collect)
       .option("--workdir <dir>", "the job's working directory, relative to /work (created if missing; default /work)")
       .option("--network <mode>", '"host" (the host\'s network) or "none" (loopback only); default: the server\'s')
+      .option("--upload <path>", "copy a file or directory (recursively) into the job as /work/NAME (repeatable)", collect)
+      .option("--upload-dir <dir>", "copy a directory's contents into /work (once; symlinks stay links)", collect)
       .option("-d, --detach", "start the job, print only its ID and return")
       .passThroughOptions()
       .addHelpText("after", RUN_HELP),

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { JobletError } from "../../shared/errors.js";
-import { planUpload, type UploadItem } from "./walk.js";
+import { planUpload, uploadSourcesFrom, type UploadItem } from "./walk.js";
 
 /** The plan without local paths: what goes on the wire. */
 function wire(items: readonly UploadItem[]) {
@@ -193,5 +193,15 @@ describe("planUpload", () => {
     mkdirSync(path.join(dir, "empty"));
     const plan = await planUpload({ dir: "empty", paths: [] }, "linux");
     assert.deepEqual([plan.items.length, plan.totalBytes, plan.roots.length], [0, 0, 0]);
+  });
+});
+
+describe("uploadSourcesFrom", () => {
+  test("undefined without either flag (rnx then calls plain RunJob); --upload-dir at most once", () => {
+    assert.equal(uploadSourcesFrom(undefined, undefined), undefined);
+    assert.equal(uploadSourcesFrom([], []), undefined);
+    assert.deepEqual(uploadSourcesFrom(["a", "b"], undefined), { paths: ["a", "b"], dir: undefined });
+    assert.deepEqual(uploadSourcesFrom(undefined, ["d"]), { paths: [], dir: "d" });
+    assert.throws(() => uploadSourcesFrom([], ["d", "e"]), /^JobletError: --upload-dir: expected one directory \(its contents become \/work\), got \["d","e"\]$/);
   });
 });

@@ -50,6 +50,19 @@ export interface UploadSources {
   readonly dir?: string;
 }
 
+/**
+ * The upload's sources from `rnx run`'s flags as commander collects them; undefined when neither flag was
+ * given (then rnx calls plain RunJob, which every server has). --upload-dir may be given once: two
+ * directories both becoming /work would be a merge with rules of its own.
+ */
+export function uploadSourcesFrom(paths: readonly string[] | undefined, dirs: readonly string[] | undefined): UploadSources | undefined {
+  if (!paths?.length && !dirs?.length) return undefined;
+  if (dirs && dirs.length > 1) {
+    throw invalidArgument("--upload-dir", "one directory (its contents become /work)", dirs, "add further files or directories with --upload PATH (each becomes /work/NAME)");
+  }
+  return { paths: paths ?? [], dir: dirs?.[0] };
+}
+
 /** Permission bits sent from Windows, which has no Unix modes. */
 export const WINDOWS_FILE_MODE = 0o644;
 export const WINDOWS_DIR_MODE = 0o755;
