@@ -248,9 +248,10 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     );
     assert.deepEqual(Object.keys(parsed[0]!), [
       "id", "command", "args", "maxCPU", "cpuCores", "maxMemory", "maxIOBPS", "status", "startTime", "endTime",
-      "exitCode", "signal", "oomKilled", "reason", "usage", "createTime", "timeoutMs", "timedOut", "workdir", "network",
+      "exitCode", "signal", "oomKilled", "reason", "usage", "createTime", "timeoutMs", "timedOut", "workdir", "network", "upload",
     ]);
     assert.equal(parsed[0]!.usage, null);
+    assert.equal(parsed[0]!.upload, null);
     assert.deepEqual(parsed[1]!.usage, { cpuTimeNs: 5, memoryPeakBytes: 6, ioReadBytes: 7, ioWriteBytes: 8 });
   });
 
@@ -293,6 +294,7 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
         workdir: "src/app",
         network: "none",
         usage: { cpuTimeNs: 1_500_000_000, memoryPeakBytes: 64 * 1024 * 1024, ioReadBytes: 0, ioWriteBytes: 2048 },
+        upload: { files: 12, directories: 3, symlinks: 1, bytes: 4300, roots: ["script.py", "tests"] },
       }),
     );
     const r = await rnx(["status", "0d5c", "--config", d.configPath]);
@@ -317,11 +319,13 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
       /^Timed out: +no$/m,
       /^Workdir: +\/work\/src\/app$/m,
       /^Network: +none$/m,
+      /^Uploaded: +12 files, 3 dirs, 1 symlink, 4\.2 KiB: script\.py, tests$/m,
     ]) {
       assert.match(text, re);
     }
     const j = await rnx(["status", "--json", "--config", d.configPath, "0d5c"]);
     const job = JSON.parse(j.stdout.toString()) as Record<string, unknown>;
+    assert.deepEqual(job.upload, { files: 12, directories: 3, symlinks: 1, bytes: 4300, roots: ["script.py", "tests"] });
     assert.equal(job.oomKilled, true);
     assert.equal(job.maxIOBPS, 1048576);
     assert.deepEqual([job.timeoutMs, job.timedOut, job.workdir, job.network], [90_000, false, "src/app", "none"]);
@@ -332,7 +336,7 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     const r = await rnx(["status", ID, "--config", d.configPath]);
     assert.equal(r.code, 0, r.stderr);
     const text = r.stdout.toString();
-    for (const re of [/^Timeout: +none$/m, /^Timed out: +yes \(stopped because it ran past its timeout\)$/m, /^Workdir: +\/work$/m, /^Network: +host$/m]) {
+    for (const re of [/^Timeout: +none$/m, /^Timed out: +yes \(stopped because it ran past its timeout\)$/m, /^Workdir: +\/work$/m, /^Network: +host$/m, /^Uploaded: +-$/m]) {
       assert.match(text, re);
     }
   });

@@ -1,8 +1,11 @@
 // The `rnx status` view: every field of a job, one per line, with units spelled out and zero limits shown as
 // "unlimited" (0 means "no limit" on the wire).
-import type { Job } from "../shared/proto/joblet.js";
+import type { Job, UploadSummary } from "../shared/proto/joblet.js";
 import { formatDurationMs as exactDuration } from "../shared/units.js";
-import { formatBytes, formatDurationMs, formatTime, jobDurationMs, paintStatus, shellJoin } from "./format.js";
+import { formatBytes, formatDurationMs, formatTime, jobDurationMs, oneLine, paintStatus, shellJoin } from "./format.js";
+
+/** How many of the upload's top-level names `rnx status` lists before "+N more". */
+const UPLOAD_ROOTS_SHOWN = 5;
 
 /** Options for `renderJobDetails`. */
 export interface JobDetailsOptions {
@@ -35,6 +38,7 @@ export function renderJobDetails(job: Job, opts: JobDetailsOptions): string {
     // The workdir is relative to /work on the wire; an older server sends "" for both fields.
     ["Workdir", job.workdir ? `/work/${job.workdir}` : "/work"],
     ["Network", job.network || "-"],
+    ["Uploaded", job.upload ? formatUploadSummary(job.upload) : "-"],
   ];
   if (job.usage) {
     lines.push(
@@ -48,6 +52,20 @@ export function renderJobDetails(job: Job, opts: JobDetailsOptions): string {
   }
   const width = Math.max(...lines.map(([label]) => label.length)) + 1;
   return lines.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join("\n") + "\n";
+}
+
+/** "12 files, 3 dirs, 1 symlink, 4.2 KiB: script.py, tests"; no dirs or symlinks are left out. */
+export function formatUploadSummary(upload: UploadSummary): string {
+  const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const parts = [count(upload.files, "file", "files")];
+  if (upload.directories > 0) parts.push(count(upload.directories, "dir", "dirs"));
+  if (upload.symlinks > 0) parts.push(count(upload.symlinks, "symlink", "symlinks"));
+  parts.push(formatBytes(upload.bytes));
+  // Names come from the uploader's disk: control characters must not reach the terminal.
+  const shown = upload.roots.slice(0, UPLOAD_ROOTS_SHOWN).map(oneLine);
+  const more = upload.roots.length - shown.length;
+  const names = shown.length ? `: ${shown.join(", ")}${more > 0 ? `, +${more} more` : ""}` : "";
+  return `${parts.join(", ")}${names}`;
 }
 
 /** Local time with the server's RFC 3339 text after it, or "-". */

@@ -10,6 +10,17 @@ export interface UsageJson {
   ioWriteBytes: number;
 }
 
+/** What was uploaded into the job's /work, as printed. */
+export interface UploadJson {
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Total size of the files, bytes. */
+  bytes: number;
+  /** Top-level names created in /work, sorted (at most 100). */
+  roots: string[];
+}
+
 /** A job as `rnx status --json` prints it and `rnx list --json` prints each element. */
 export interface JobJson {
   id: string;
@@ -37,6 +48,8 @@ export interface JobJson {
   workdir: string;
   /** "host" or "none"; "" from a server that does not report it. */
   network: string;
+  /** null when nothing was uploaded (or the server does not report uploads). */
+  upload: UploadJson | null;
 }
 
 /** The JSON form of a job (a Job, RunJobRes or GetJobStatusRes). */
@@ -69,6 +82,15 @@ export function jobToJson(job: Job): JobJson {
     timedOut: job.timedOut,
     workdir: job.workdir,
     network: job.network,
+    upload: job.upload
+      ? {
+          files: job.upload.files,
+          directories: job.upload.directories,
+          symlinks: job.upload.symlinks,
+          bytes: job.upload.bytes,
+          roots: [...job.upload.roots],
+        }
+      : null,
   };
 }
 
