@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Stream } from "../shared/proto/joblet.js";
-import { FakeDaemon, fakeJob } from "./test-support/fake-daemon.js";
+import { FakeDaemon, fakeJob, type FakeUploadCall } from "./test-support/fake-daemon.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const version = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
@@ -59,6 +59,7 @@ describe("the bundled rnx (one file, Node only)", () => {
     daemon = await FakeDaemon.start({
       listJobs: () => [fakeJob({ id: ID, command: "python3", args: ["-c", "print(1)"], status: "COMPLETED", endTime: "2025-01-02T03:05:05Z" })],
       runJob: (req) => fakeJob({ ...req, id: ID }),
+      runJobWithUploads: { accept: () => ({ jobId: ID, maxBytes: 1 << 20, maxEntries: 10 }), start: () => fakeJob({ id: ID }) },
       getJobLogs: async (_req, send) => {
         await send({ payload: Buffer.from("hello from the job\n"), stream: Stream.STDOUT, offset: 0 });
       },
@@ -104,6 +105,15 @@ describe("the bundled rnx (one file, Node only)", () => {
     assert.equal(r.stdout, "hello from the job\n");
     assert.equal(r.code, 124, r.stderr);
     assert.match(r.stderr, /ran past its timeout \(timed out after 1s\)/);
+  });
+
+  test("run --upload streams a file to the daemon", async () => {
+    writeFileSync(path.join(path.dirname(bundle), "job.py"), "print(1)\n");
+    const r = await runNode(bundle, ["--config", daemon.configPath, "run", "-d", "--upload", "job.py", "python3", "job.py"], path.dirname(bundle));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${ID}\n`);
+    const call = daemon.calls.find((c) => c[0] === "runJobWithUploads")![1] as FakeUploadCall;
+    assert.deepEqual(call.messages.map((m) => m.part?.$case), ["header", "entry", "data", "end"]);
   });
 
   test("errors keep their exit codes: no config is 5, a bad flag 2", async () => {
