@@ -31,17 +31,7 @@ export function jobDurationMs(startTime: string, endTime: string, nowMs: number)
   return Math.max(0, end - start);
 }
 
-/** Bytes in binary units with one decimal: "512 B", "1.5 KiB", "2.0 GiB". */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let value = bytes;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes } from "../shared/units.js";
 
 /** A command line as a POSIX shell would need it typed: words with special characters single-quoted. */
 export function shellJoin(words: readonly string[]): string {

@@ -105,7 +105,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     );
   } catch (err) {
     await metricsServer?.close();
-    jobs?.close();
+    await jobs?.close();
     store?.close();
     audit?.close();
     releaseLock();
@@ -117,7 +117,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     close: async () => {
       await serving.close();
       await metricsSrv?.close();
-      service.close();
+      await service.close();
       db.close();
       auditLog.close();
       releaseLock();

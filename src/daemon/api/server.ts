@@ -1,6 +1,6 @@
 // The gRPC server: authenticates each call, checks the caller's role, delegates to the job service and maps
 // results and errors to the wire. No job logic lives here.
-import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { Server, status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import {
@@ -18,12 +18,15 @@ import {
   type RunJobRes,
   type StopJobReq,
   type StopJobRes,
+  type UploadReq,
+  type UploadRes,
 } from "../../shared/proto/joblet.js";
 import type { JobService } from "../jobs/service.js";
 import { authorize, callerOf, type Caller, type RevocationCheck, type Rpc } from "./auth.js";
 import { toJob, toRunRequest } from "./mappers.js";
 import { DECODE_ERROR, tolerantService } from "./decode.js";
-import { toServiceError } from "./status.js";
+import { elapsedMs, statusName, toServiceError } from "./status.js";
+import { receiveUpload } from "./upload-handler.js";
 import { serverCredentials } from "./tls.js";
 
 /** What the API server needs. */
@@ -120,7 +123,7 @@ function handlers(
         })
         .then(
           (res) => {
-            const ms = elapsed(started);
+            const ms = elapsedMs(started);
             log.debug({ rpc, caller: caller.subject, ms }, "call ok");
             onCall({ rpc, caller, jobId: "id" in res ? String(res.id) : requestedId, code: "OK", details: "", ms });
             callback(null, res);
@@ -128,7 +131,7 @@ function handlers(
           (err: unknown) => {
             const e = toServiceError(err, log, rpc);
             log.info({ rpc, caller: caller.subject, code: e.code, details: e.details }, "call failed");
-            onCall({ rpc, caller, jobId: requestedId, code: statusName(e.code), details: e.details ?? "", ms: elapsed(started) });
+            onCall({ rpc, caller, jobId: requestedId, code: statusName(e.code), details: e.details ?? "", ms: elapsedMs(started) });
             callback(e);
           },
         )
@@ -146,6 +149,9 @@ function handlers(
     }),
     listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
     deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", async (req) => ({ id: await jobs.delete(req.id) })),
+    runJobWithUploads: (call: ServerDuplexStream<UploadReq, UploadRes>) => {
+      void receiveUpload(call, { jobs, log, onCall, revoked });
+    },
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       followers.add(call);
       void streamLogs(call, jobs, log, onCall, revoked).finally(() => followers.delete(call));
@@ -163,7 +169,7 @@ async function streamLogs(
   const caller = callerOf(call.getAuthContext());
   const started = performance.now();
   const done = (code: string, details = "") =>
-    onCall({ rpc: "GetJobLogs", caller, jobId: call.request.id, code, details, ms: elapsed(started) });
+    onCall({ rpc: "GetJobLogs", caller, jobId: call.request.id, code, details, ms: elapsedMs(started) });
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
   call.on("close", () => abort.abort());
@@ -210,11 +216,3 @@ function waitDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void
   });
 }
 
-/** "NOT_FOUND" for status.NOT_FOUND. */
-function statusName(code: number | undefined): string {
-  return (code !== undefined && status[code]) || "UNKNOWN";
-}
-
-function elapsed(start: number): number {
-  return Math.round((performance.now() - start) * 100) / 100;
-}

@@ -27,3 +27,13 @@ export function toServiceError(err: unknown, log: Logger, rpc: string): Partial<
   log.error({ err, rpc }, "internal error");
   return { code: status.INTERNAL, details: `internal error in ${rpc}; the daemon's log has the details` };
 }
+
+/** The status's name as audit records and logs show it: "NOT_FOUND" for status.NOT_FOUND. */
+export function statusName(code: number | undefined): string {
+  return (code !== undefined && status[code]) || "UNKNOWN";
+}
+
+/** Milliseconds since `start` (a performance.now() value), to 0.01 ms. */
+export function elapsedMs(start: number): number {
+  return Math.round((performance.now() - start) * 100) / 100;
+}

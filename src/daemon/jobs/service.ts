@@ -13,10 +13,11 @@ import type { CgroupManager } from "../cgroups/manager.js";
 import { readLog, type LogChunk } from "../logs/reader.js";
 import { removeLog } from "../logs/retention.js";
 import type { JobRuntime } from "../runtime/job-runtime.js";
-import type { JobResources } from "../runtime/spec.js";
+import { idMapForBase, type JobResources } from "../runtime/spec.js";
 import type { JobLimits, JobRecord } from "../store/record.js";
 import type { JobPatch, JobStore } from "../store/store.js";
 import { LogKeeper } from "./log-keeper.js";
+import { checkDeclaredUpload, freeBytes, UploadSession, type DeclaredUpload } from "./upload-session.js";
 import { signalName } from "./signals.js";
 import { assertTransition, isFinal } from "./state.js";
 import { validateRunRequest, type RunRequest } from "./validate.js";
@@ -70,6 +71,8 @@ export class JobService {
   private stopWatching: (() => void) | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly logKeeper: LogKeeper;
+  /** Uploads in progress, per job (INITIALIZING until complete). */
+  private readonly uploads = new Map<string, UploadSession>();
 
   constructor(deps: JobServiceDeps) {
     this.config = deps.config;
@@ -98,8 +101,14 @@ export class JobService {
     await this.logKeeper.start();
   }
 
-  /** Stops watching and disarms timers; running jobs keep running under their monitors. */
-  close(): void {
+  /**
+   * Stops watching and disarms timers; running jobs keep running under their monitors. Uploads in progress
+   * are abandoned (their jobs recorded FAILED): resolves once that is recorded, so the store can be closed.
+   */
+  async close(): Promise<void> {
+    const uploads = [...this.uploads.values()];
+    for (const upload of uploads) upload.cancel("the daemon stopped during the upload");
+    await Promise.all(uploads.map((u) => u.settled));
     this.stopWatching?.();
     clearInterval(this.pruneTimer);
     this.logKeeper.close();
@@ -109,6 +118,51 @@ export class JobService {
 
   /** Starts a job and returns its record once its process runs. */
   async run(req: RunRequest): Promise<JobRecord> {
+    return this.startAdmitted(this.admit(req), req.env);
+  }
+
+  /**
+   * Accepts a job whose /work first receives an upload: checks the request and the declared totals against
+   * the limits and the free disk space, records the job INITIALIZING and makes its empty work dir. The job
+   * starts when the session completes; a failed or abandoned session leaves it FAILED and its work dir gone.
+   */
+  async beginUpload(req: RunRequest, declared: DeclaredUpload): Promise<UploadSession> {
+    validateRunRequest(req);
+    checkDeclaredUpload(declared, this.config, freeBytes(this.config.jobsDir));
+    const job = this.admit(req);
+    const log = this.log.child({ jobId: job.id });
+    let workDir: string;
+    try {
+      workDir = await this.runtime.prepareWorkDir(job.id);
+    } catch (err) {
+      this.failUpload(job.id, `preparing its work dir failed: ${(err as Error).message}`);
+      throw err;
+    }
+    const idMap = idMapForBase(this.config.idMapBase);
+    const session = new UploadSession(job.id, workDir, declared, idMap && { uid: idMap.hostUid, gid: idMap.hostGid }, {
+      complete: (upload) => {
+        this.uploads.delete(job.id);
+        this.store.update(job.id, { upload });
+        log.info({ upload: { ...upload, roots: upload.roots.length } }, "upload complete");
+        return this.startAdmitted(this.mustGet(job.id), req.env);
+      },
+      fail: (reason) => {
+        this.uploads.delete(job.id);
+        this.failUpload(job.id, reason);
+        log.warn({ reason }, "upload failed; the job was not started");
+      },
+    });
+    this.uploads.set(job.id, session);
+    return session;
+  }
+
+  /** What one upload may hold (uploads.maxTotalMB, uploads.maxEntries), as the client is told. */
+  uploadLimits(): { maxBytes: number; maxEntries: number } {
+    return { ...this.config.uploads };
+  }
+
+  /** Validates a request, applies defaults, takes a concurrency slot and records the job INITIALIZING. */
+  private admit(req: RunRequest): JobRecord {
     validateRunRequest(req);
     const limits = this.effectiveLimits(req);
     const unfinished = this.store.countUnfinished();
@@ -119,9 +173,8 @@ export class JobService {
         { hint: "wait for a job to finish or stop one (rnx stop ID)" },
       );
     }
-    const id = newJobId();
     const job: JobRecord = {
-      id,
+      id: newJobId(),
       command: req.command,
       args: req.args,
       limits,
@@ -136,15 +189,21 @@ export class JobService {
     };
     // Checked and inserted with no await in between: concurrent requests cannot both take the last slot.
     this.store.insert(job);
+    return job;
+  }
+
+  /** Starts an admitted job; resolves with its record once its process runs. */
+  private async startAdmitted(job: JobRecord, env: readonly string[]): Promise<JobRecord> {
+    const id = job.id;
     const log = this.log.child({ jobId: id });
     const acceptedAt = performance.now();
-    const started = this.launch(job, req.env).then(
+    const started = this.launch(job, env).then(
       () => {
         this.transition(id, "RUNNING", { startTime: new Date().toISOString() });
         const running = this.mustGet(id);
         this.armTimeout(running);
         this.observer.jobStarted?.(running, performance.now() - acceptedAt);
-        log.info({ command: job.command, args: job.args, limits, timeoutMs: job.timeoutMs }, "job started");
+        log.info({ command: job.command, args: job.args, limits: job.limits, timeoutMs: job.timeoutMs }, "job started");
       },
       (err: unknown) => {
         const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
@@ -161,6 +220,19 @@ export class JobService {
       this.starting.delete(id);
     }
     return this.mustGet(id);
+  }
+
+  /** Records a job whose upload failed as FAILED (STOPPED if a user stopped it) and removes its work dir. */
+  private failUpload(id: string, reason: string): void {
+    const job = this.store.get(id);
+    if (!job || job.status !== "INITIALIZING") return;
+    try {
+      this.runtime.forget(id);
+    } catch (err) {
+      this.log.error({ err, jobId: id }, "removing the work dir of a failed upload failed");
+    }
+    this.transition(id, job.stopRequested ? "STOPPED" : "FAILED", { endTime: new Date().toISOString(), reason });
+    this.observer.jobStartFailed?.(this.mustGet(id));
   }
 
   /** The record of the job `idOrPrefix` names, with live usage while it runs. */
@@ -232,6 +304,13 @@ export class JobService {
     }
     const log = this.log.child({ jobId: id });
     this.store.update(id, { stopRequested: true, reason, timedOut });
+    const upload = this.uploads.get(id);
+    if (upload) {
+      // Still receiving its files: nothing runs yet; the upload is abandoned and the job ends STOPPED.
+      upload.cancel(`${reason} during its upload`);
+      await upload.settled;
+      return this.mustGet(id);
+    }
     log.info({ reason, graceMs: this.config.stopGraceMs }, "stopping job");
     await this.runtime.kill(id, "TERM");
     if (!(await this.waitFinal(id, this.config.stopGraceMs))) {
@@ -290,7 +369,7 @@ export class JobService {
   }
 
   private async launch(job: JobRecord, extraEnv: readonly string[]): Promise<void> {
-    const workDir = this.runtime.prepareWorkDir(job.id, job.workdir);
+    const workDir = await this.runtime.prepareWorkDir(job.id, job.workdir);
     const l = job.limits;
     const resources: JobResources = {
       cpuPeriodUs: CPU_PERIOD_US,
@@ -407,9 +486,11 @@ export class JobService {
     for (const job of this.store.listUnfinished()) {
       const log = this.log.child({ jobId: job.id });
       if (job.status === "INITIALIZING") {
-        // The daemon stopped between accepting the job and seeing it run: undo, never start it again.
+        // The daemon stopped between accepting the job and seeing it run (maybe during its upload): undo,
+        // never start it again; a partial upload is removed with the work dir.
         await this.cleanup(job.id);
         this.runtime.removeExitFile(job.id);
+        this.runtime.forget(job.id);
         this.transition(job.id, "FAILED", {
           endTime: new Date().toISOString(),
           reason: "the daemon stopped while the job was starting; it was cleaned up and not started again",
