@@ -27,9 +27,11 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Loop devices backed by `image` (`losetup -j`), one line each. */
+/** Loop devices backed by `image`, one line each, also after it was deleted (then `losetup -a` adds "(deleted)"). */
 function loopDevicesOf(image: string): string[] {
-  return execFileSync("losetup", ["-j", image], { encoding: "utf8" }).split("\n").filter(Boolean);
+  return execFileSync("losetup", ["-a"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes(`(${image})`) || l.includes(`(${image} (deleted))`));
 }
 
 /** Waits until `image` backs no loop device (autoclear detaches it once the file system is gone). */
