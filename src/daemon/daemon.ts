@@ -6,6 +6,8 @@ import type { Logger } from "pino";
 import { JobletError } from "../shared/errors.js";
 import type { DaemonConfig } from "../shared/config/daemon.js";
 import { AuditLog } from "./api/audit.js";
+import { revokedByAny } from "./api/auth.js";
+import { CrlRevocations } from "./api/crl.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
 import { createCgroupManager } from "./cgroups/factory.js";
 import { JobService } from "./jobs/service.js";
@@ -43,7 +45,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let jobs: JobService | undefined;
   let api: ApiServer | undefined;
   let metricsServer: MetricsServer | undefined;
+  let crl: CrlRevocations | undefined;
   try {
+    // Before anything runs: a revocation list that cannot be trusted stops the start.
+    crl = config.crlFile ? await CrlRevocations.open(config.crlFile, config.tls.caPem, log) : undefined;
     const cgroups = createCgroupManager();
     const hostFs = prepareHostFs(config.stateDir);
     store = new SqliteJobStore(path.join(config.stateDir, "joblet.db"));
@@ -90,7 +95,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       maxSendMsgSize: config.grpc.maxSendMsgSize,
       jobs,
       logger: log,
-      revoked: new Set(config.revokedSerials),
+      revoked: crl ? revokedByAny([new Set(config.revokedSerials), crl]) : new Set(config.revokedSerials),
       onCall: (call) => {
         metrics?.callFinished(call);
         auditLog.record(call, (err) => {
@@ -104,6 +109,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       "joblet serving",
     );
   } catch (err) {
+    crl?.close();
     await metricsServer?.close();
     await jobs?.close();
     store?.close();
@@ -111,11 +117,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     releaseLock();
     throw err;
   }
-  const [serving, service, db, auditLog, metricsSrv] = [api, jobs, store, audit, metricsServer];
+  const [serving, service, db, auditLog, metricsSrv, revocations] = [api, jobs, store, audit, metricsServer, crl];
   return {
     port: serving.port,
     close: async () => {
       await serving.close();
+      revocations?.close();
       await metricsSrv?.close();
       await service.close();
       db.close();

@@ -38,6 +38,11 @@ export interface RevocationCheck {
   has(serial: string): boolean;
 }
 
+/** One check that says revoked when any of `checks` does (security.revokedSerials and security.crlFile). */
+export function revokedByAny(checks: readonly RevocationCheck[]): RevocationCheck {
+  return { has: (serial) => checks.some((c) => c.has(serial)) };
+}
+
 /** Throws PERMISSION_DENIED unless the caller's role may call `rpc` with a certificate that is not revoked. */
 export function authorize(caller: Caller, rpc: Rpc, revokedSerials: RevocationCheck = new Set<string>()): void {
   if (revokedSerials.has(normalizeSerial(caller.serial))) {
