@@ -156,13 +156,14 @@ describe("rnx run --upload / --upload-dir (fake daemon, real mTLS)", () => {
       const d = await track(
         uploadDaemon({
           accept: () => {
-            throw new FakeStatus(code, details);
+            throw new FakeStatus(code, details, "upload less");
           },
         }),
       );
       const r = await rnx(["--config", d.configPath, "run", "--upload-dir", "project", "make"], { cwd: dir });
       assert.equal(r.code, exit, r.stderr);
       assert.match(r.stderr, new RegExp(`^rnx: error: joblet at localhost:\\d+ refused RunJobWithUploads: ${details.replace(/[().]/g, "\\$&")}$`, "m"));
+      assert.match(r.stderr, /^hint: upload less$/m, "the daemon's hint wins");
       assert.deepEqual(uploadCall(d).messages.map((m) => m.part?.$case), ["header"], "no data after a refusal");
       assert.deepEqual(d.calls.map((c) => c[0]), ["runJobWithUploads"]);
     }
