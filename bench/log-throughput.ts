@@ -1,0 +1,204 @@
+// Log throughput: a job writing a lot of output, read through Joblet, against the same command in a bare
+// `runc run` container (the same spec, copied from a real Joblet job) writing straight into a local pipe.
+// Two workloads: (a) `dd if=/dev/zero bs=1M` (large writes; conmon cuts them into 8 KiB `P` records) and
+// (b) 100-byte lines (`yes` of a 99-character string, cut by `head -c`; one `F` record per line).
+// For each, interleaved run by run:
+//   baseline  `runc run … | wc -c`                       container stdout → pipe → reader, start to EOF
+//   follow    `rnx run sh -c CMD | wc -c`                job output followed live: conmon → log file →
+//                                                        daemon reader → gRPC → rnx → pipe, whole CLI
+//   replay    `rnx log ID | wc -c`                        the finished job's log read back, whole CLI
+// Every reader is `wc -c` (it must read every byte of a pipe) and its count is checked against the size.
+// The daemon runs with no per-job log cap (logs.maxJobLogMB 0): a 1 GiB job's log is larger than the
+// default 1 GiB cap, and retention punching the middle out would change what is measured.
+// Run as root: node --import tsx bench/log-throughput.ts
+//   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024),
+//   BENCH_CPU_PROF=DIR (profiles of the daemon and of every rnx process written to DIR).
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ROOT, TestDaemon } from "../test/integration/harness.js";
+import { bundleFromDaemon, hostLine, median, msSince, row, writeRunBundle, type RuncBundle } from "./lib.js";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const DD_MB = Number(process.env.BENCH_DD_MB ?? 1024);
+const LINES_MB = Number(process.env.BENCH_LINES_MB ?? 1024);
+const PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
+const RNX = path.join(ROOT, "bin", "rnx");
+const MiB = 1 << 20;
+// 99 characters plus the newline `yes` adds: 100-byte lines.
+const LINE = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3).slice(0, 99);
+
+/** One workload: a shell command writing exactly `bytes` bytes to stdout. */
+interface Workload {
+  name: string;
+  bytes: number;
+  script: string;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: `dd bs=1M, ${DD_MB} MiB`, bytes: DD_MB * MiB, script: `dd if=/dev/zero bs=1M count=${DD_MB} 2>/dev/null` },
+  { name: `100-byte lines, ${LINES_MB} MiB`, bytes: LINES_MB * MiB, script: `yes ${LINE} | head -c ${LINES_MB * MiB}` },
+].filter((w) => w.bytes > 0);
+
+/** Wall time and CPU time of one piped run, in milliseconds. */
+interface Timing {
+  wallMs: number;
+  /** user + system CPU of the pipeline's processes (the command and wc), from the shell's `times`. */
+  cpuMs: number;
+  /** CPU the daemon used meanwhile (0 for the baseline). */
+  daemonCpuMs: number;
+}
+
+/** user + system CPU time of process `pid` so far, in ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+// "1m2.500s" → 62500
+function shellTimeMs(t: string): number {
+  const m = /^(\d+)m([\d.]+)s$/.exec(t);
+  return m ? (Number(m[1]) * 60 + Number(m[2])) * 1000 : NaN;
+}
+
+/**
+ * Runs `sh -c "<argv> | wc -c; times"`; resolves with its wall and CPU time, and the CPU `daemonPid` used
+ * meanwhile. Throws unless it exits 0 and wc counted `bytes`.
+ */
+function timePiped(argv: readonly string[], bytes: number, daemonPid?: number, env?: NodeJS.ProcessEnv): Promise<Timing> {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  return new Promise((resolve, reject) => {
+    const d0 = daemonPid === undefined ? 0 : processCpuMs(daemonPid);
+    const t0 = process.hrtime.bigint();
+    const p = spawn("sh", ["-c", `${quoted} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.once("error", reject);
+    p.once("close", (code) => {
+      const wallMs = msSince(t0);
+      const daemonCpuMs = daemonPid === undefined ? 0 : processCpuMs(daemonPid) - d0;
+      // wc's count, then `times`: the shell's own user/sys, then its children's.
+      const lines = out.trim().split("\n");
+      const counted = Number(lines[0]);
+      const [user, sys] = (lines[2] ?? "").split(" ").map(shellTimeMs);
+      if (code === 0 && counted === bytes) resolve({ wallMs, cpuMs: user! + sys!, daemonCpuMs });
+      else reject(new Error(`${argv.join(" ")} | wc -c: exit ${code}, counted ${lines[0]} bytes of ${bytes}: ${err}`));
+    });
+  });
+}
+
+/** Job IDs with a log file in the daemon's state dir. */
+function logIds(d: TestDaemon): Set<string> {
+  return new Set(readdirSync(path.join(d.dir, "state", "logs")).filter((f) => f.endsWith(".log")).map((f) => f.slice(0, -4)));
+}
+
+// Node refuses --cpu-prof in NODE_OPTIONS, and the harness starts the daemon itself: with BENCH_CPU_PROF a
+// module preloaded through NODE_OPTIONS (--import is allowed there) runs the same V8 profiler through
+// node:inspector and writes `<program>-<pid>.cpuprofile` into PROF_DIR at exit (in-thread session calls
+// answer synchronously, so the exit handler can still stop it).
+const PRELOAD = `
+import { Session } from "node:inspector";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+const s = new Session();
+s.connect();
+s.post("Profiler.enable");
+s.post("Profiler.start");
+process.on("exit", () => {
+  s.post("Profiler.stop", (err, res) => {
+    if (!err) writeFileSync(path.join(process.env.BENCH_CPU_PROF, path.basename(process.argv[1] ?? "node") + "-" + process.pid + ".cpuprofile"), JSON.stringify(res.profile));
+  });
+});
+`;
+
+/** NODE_OPTIONS that profile a Node process (see PRELOAD), or undefined without BENCH_CPU_PROF. */
+function profOptions(): string | undefined {
+  if (!PROF_DIR) return undefined;
+  const file = path.join(PROF_DIR, "preload.mjs");
+  writeFileSync(file, PRELOAD);
+  return `--import=${file}`;
+}
+
+/** Environment of an rnx process: profiled with BENCH_CPU_PROF. */
+function rnxEnv(): NodeJS.ProcessEnv {
+  const opts = profOptions();
+  return opts ? { ...process.env, NODE_OPTIONS: opts, BENCH_CPU_PROF: PROF_DIR } : process.env;
+}
+
+/** MB/s (10^6 bytes per second) of `bytes` in `ms`. */
+function mbps(bytes: number, ms: number): string {
+  return `${((bytes / 1e6) / (ms / 1000)).toFixed(0)} MB/s`;
+}
+
+/** The timings of the three ways, one entry per run. */
+interface Runs {
+  base: Timing[];
+  follow: Timing[];
+  replay: Timing[];
+}
+
+/** Runs workload `w` `runs` times, each time bare runc, then rnx run, then rnx log of that job (then removes it). */
+async function measure(d: TestDaemon, b: RuncBundle, w: Workload, runs: number): Promise<Runs> {
+  const r: Runs = { base: [], follow: [], replay: [] };
+  const rnx = [process.execPath, RNX, "--config", d.rnxConfigFile];
+  const s = (t: Timing): string => `${(t.wallMs / 1000).toFixed(2)} s`;
+  for (let i = 0; i < runs; i++) {
+    const id = `lt-${process.pid}-${i}-${w.bytes}`;
+    const dir = writeRunBundle(b, id, ["sh", "-c", w.script]);
+    r.base.push(await timePiped(["runc", "--root", b.stateRoot, "run", "-b", dir, id], w.bytes));
+
+    const before = logIds(d);
+    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, d.pid, rnxEnv()));
+    const fresh = [...logIds(d)].filter((x) => !before.has(x));
+    if (fresh.length !== 1) throw new Error(`expected one new job log, found ${fresh.length}`);
+    const jobId = fresh[0]!;
+    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, d.pid, rnxEnv()));
+    const rm = await d.rnx(["rm", jobId]);
+    if (rm.code !== 0) throw new Error(`rnx rm ${jobId}: ${rm.stderr}`);
+    console.log(`    run ${i + 1}/${runs}: runc ${s(r.base.at(-1)!)}, rnx run ${s(r.follow.at(-1)!)}, rnx log ${s(r.replay.at(-1)!)}`);
+  }
+  return r;
+}
+
+/** Prints one way's median throughput, its ratio to the baseline's, and median CPU seconds per GiB. */
+function report(name: string, w: Workload, ts: Timing[], base: Timing[] | null): void {
+  const wall = median(ts.map((t) => t.wallMs));
+  const perGiB = (ms: number): string => ((ms / 1000) * (2 ** 30 / w.bytes)).toFixed(1);
+  const cpu = `CPU/GiB: pipeline ${perGiB(median(ts.map((t) => t.cpuMs)))} s` + (base ? `, daemon ${perGiB(median(ts.map((t) => t.daemonCpuMs)))} s` : "");
+  const ratio = base ? `, ${(median(base.map((t) => t.wallMs)) / wall).toFixed(2)}× runc (target ≥ 0.5×)` : "";
+  row(name, mbps(w.bytes, wall), `${(wall / 1000).toFixed(2)} s${ratio}; ${cpu}`);
+}
+
+async function main(): Promise<void> {
+  console.log(`log-throughput: job output through rnx run / rnx log vs bare runc run into a pipe, ${RUNS} runs`);
+  console.log(hostLine());
+  if (PROF_DIR) mkdirSync(PROF_DIR, { recursive: true });
+  // The daemon inherits this process's environment: NODE_OPTIONS set only while it starts profiles it alone
+  // (and `joblet init`).
+  const opts = profOptions();
+  if (opts) process.env.NODE_OPTIONS = opts;
+  const d = await TestDaemon.start({ logging: { level: "info" }, logs: { maxJobLogMB: 0 } });
+  delete process.env.NODE_OPTIONS;
+  const bundle = await bundleFromDaemon(d);
+  try {
+    for (const w of WORKLOADS) {
+      console.log(`${w.name}:`);
+      // One unmeasured run warms the page cache, the rootfs and the daemon's JIT.
+      await measure(d, bundle, w, 1);
+      const r = await measure(d, bundle, w, RUNS);
+      console.log(hostLine());
+      report("bare runc run | wc -c", w, r.base, null);
+      report("rnx run (live follow) | wc -c", w, r.follow, r.base);
+      report("rnx log (finished job) | wc -c", w, r.replay, r.base);
+    }
+  } finally {
+    // A profile is written at a normal exit: SIGTERM (destroy() kills with SIGKILL).
+    if (PROF_DIR) await d.stopProcess("SIGTERM");
+    bundle.destroy();
+    await d.destroy();
+  }
+}
+
+await main();
