@@ -4,6 +4,7 @@ import { loadDaemonConfig, type DaemonConfig } from "../../shared/config/daemon.
 import { failFrom, fail, ok, type CheckResult } from "./check.js";
 import { checkCertificates } from "./certs.js";
 import { checkCgroups } from "./cgroups.js";
+import { checkCrl } from "./crl.js";
 import { checkTestJob } from "./job.js";
 import { checkKernel } from "./kernel.js";
 import { checkPorts } from "./port.js";
@@ -45,6 +46,8 @@ export async function runDoctor(configFile?: string): Promise<DoctorReport> {
     // Listed only with a cap: without one there is nothing on this host to check.
     if (config.limits.workSizeBytes > 0) checks.push(await checkWorkVolume(config));
     checks.push(...checkCertificates(config));
+    // Listed only when set, like the /work cap.
+    if (config.crlFile) checks.push(await checkCrl(config));
     checks.push(...(await checkPorts(config)));
     checks.push(await checkTestJob(config, programs.runtimePath, programs.conmonPath));
   }
