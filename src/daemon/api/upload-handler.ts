@@ -32,7 +32,9 @@ export async function receiveUpload(call: ServerDuplexStream<UploadReq, UploadRe
   const caller = callerOf(call.getAuthContext());
   const started = performance.now();
   const gone = new Promise<"gone">((resolve) => call.once("cancelled", () => resolve("gone")));
-  const messages = call[Symbol.asyncIterator]() as AsyncIterator<UploadReq>;
+  // Node's stream iterator destroys the stream when the client half-closes, and a destroyed call can no
+  // longer send its status: the client would never hear why its upload was refused.
+  const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<UploadReq>;
   let session: UploadSession | undefined;
   let entries = 0;
   let bytes = 0;

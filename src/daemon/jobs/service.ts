@@ -207,6 +207,8 @@ export class JobService {
       },
       (err: unknown) => {
         const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
+        // Nothing ever ran in its work dir (it may hold an upload): it goes with the failed start.
+        this.forgetWorkDir(id);
         this.transition(id, "FAILED", { endTime: new Date().toISOString(), reason });
         this.observer.jobStartFailed?.(this.mustGet(id));
         log.warn({ err }, "job failed to start");
@@ -226,11 +228,7 @@ export class JobService {
   private failUpload(id: string, reason: string): void {
     const job = this.store.get(id);
     if (!job || job.status !== "INITIALIZING") return;
-    try {
-      this.runtime.forget(id);
-    } catch (err) {
-      this.log.error({ err, jobId: id }, "removing the work dir of a failed upload failed");
-    }
+    this.forgetWorkDir(id);
     this.transition(id, job.stopRequested ? "STOPPED" : "FAILED", { endTime: new Date().toISOString(), reason });
     this.observer.jobStartFailed?.(this.mustGet(id));
   }
@@ -270,6 +268,15 @@ export class JobService {
     this.store.delete(id);
     this.runtime.forget(id);
     await removeLog(this.runtime.paths(id).logPath);
+  }
+
+  /** Removes the work dir of a job that never ran; logs, never throws. */
+  private forgetWorkDir(id: string): void {
+    try {
+      this.runtime.forget(id);
+    } catch (err) {
+      this.log.error({ err, jobId: id }, "removing the work dir of a job that did not start failed");
+    }
   }
 
   /** Deletes finished jobs beyond joblet.retention (count and age), oldest first. */
