@@ -52,7 +52,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   5    not found: unknown job ID or prefix, unknown node, no config file
   124  rnx run: the job ran past its timeout (--timeout, or the server's joblet.jobTimeout) and was
        stopped, as timeout(1) exits; a "timed out" note is printed on stderr
-  130  rnx run interrupted with Ctrl-C (rnx detached; the job keeps running)
+  130  rnx run interrupted with Ctrl-C (rnx detached; the job keeps running; during an upload, the upload is cancelled and the job does not start)
   rnx run (without --detach) otherwise exits with the job's own exit code, as a shell would: 128+N if
   the job was killed by signal N; 137 (and a message) if it was killed for exceeding its memory limit;
   143 (SIGTERM) or 137 (SIGKILL after the grace period) if it was stopped with rnx stop; 1 if it could

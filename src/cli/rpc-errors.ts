@@ -38,7 +38,7 @@ const GrpcStatus = {
 } as const;
 
 /** The RPCs that need the admin role; the others are open to viewers too. */
-const ADMIN_RPCS = new Set(["RunJob", "StopJob", "DeleteJob"]);
+const ADMIN_RPCS = new Set(["RunJob", "RunJobWithUploads", "StopJob", "DeleteJob"]);
 
 /** True for a value shaped like a grpc-js ServiceError. */
 export function isRpcFailure(err: unknown): err is RpcFailure {

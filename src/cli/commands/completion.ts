@@ -82,7 +82,9 @@ _rnx() {
     --node) COMPREPLY=($(compgen -W "$(_rnx_ask nodes -q)" -- "$cur")); return ;;
     --status) COMPREPLY=($(compgen -W "running completed failed stopped initializing" -- "$cur")); return ;;
     --network) COMPREPLY=($(compgen -W "host none" -- "$cur")); return ;;
-    ${[...valueOptions].filter((f) => !["--config", "--node", "--status", "--network"].includes(f)).join("|")}) return ;;
+    --upload) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --upload-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    ${[...valueOptions].filter((f) => !["--config", "--node", "--status", "--network", "--upload", "--upload-dir"].includes(f)).join("|")}) return ;;
   esac
   if [[ -z "$cmd" ]]; then
     COMPREPLY=($(compgen -W "${names.join(" ")} ${globalWords.join(" ")}" -- "$cur"))
@@ -200,7 +202,8 @@ fi
 
 function valueAction(o: OptionSpec): string {
   const flag = o.flags.at(-1)!;
-  if (flag === "--config") return "_files";
+  if (flag === "--config" || flag === "--upload") return "_files";
+  if (flag === "--upload-dir") return "_files -/";
   if (flag === "--node") return "_rnx_nodes";
   if (flag === "--status") return "(running completed failed stopped initializing)";
   if (flag === "--network") return "(host none)";
