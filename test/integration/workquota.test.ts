@@ -4,12 +4,13 @@
 // deleted with the job, leaving no mount and no loop device. Prints the per-job start cost with and without.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, statfsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, statfsSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
 import { RunJobReq, type Job, type JobletServiceClient } from "../../src/shared/proto/joblet.js";
 import { TestDaemon, unary } from "./harness.js";
+import { plan, sendScript } from "./upload-client.js";
 
 const MiB = 1024 * 1024;
 /** This file's cap (filesystem.workSizeMB). */
@@ -89,14 +90,18 @@ async function waitEnded(c: JobletServiceClient, id: string, timeoutMs = 60_000)
 async function sh(script: string, req: Partial<RunJobReq> = {}, c = client): Promise<{ id: string; job: Job; out: string }> {
   const started = await unary<Job>((cb) => c.runJob(RunJobReq.fromPartial({ command: "sh", args: ["-c", script], ...req }), cb));
   const job = await waitEnded(c, started.id);
-  const out = await new Promise<string>((resolve, reject) => {
+  return { id: started.id, job, out: await outputOf(c, started.id) };
+}
+
+/** The whole output of job `id`, which has ended. */
+function outputOf(c: JobletServiceClient, id: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const s = c.getJobLogs({ id: started.id, fromOffset: 0 });
+    const s = c.getJobLogs({ id, fromOffset: 0 });
     s.on("data", (ch: { payload: Uint8Array }) => chunks.push(Buffer.from(ch.payload)));
     s.on("error", reject);
     s.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
   });
-  return { id: started.id, job, out };
 }
 
 function field(out: string, key: string): string | undefined {
@@ -169,6 +174,34 @@ test("a disk filler: 64 MiB into /work stops with ENOSPC near 16 MiB; the host k
   assert.equal(next.job.status, "COMPLETED");
   assert.equal(next.out, "next\n");
   console.log(`disk filler: dd stopped at ${(written / MiB).toFixed(1)} MiB, image ${(imageBytes / MiB).toFixed(1)} MiB on disk, host free space -${(lostBytes / MiB).toFixed(1)} MiB, ListJobs ≤ ${Math.max(...latencies)} ms`);
+});
+
+test("uploaded files land in the job's volume; a symlink planted by the upload does not redirect its workdir", async () => {
+  const uploaded = await sendScript(
+    client,
+    plan({ command: "sh", args: ["-c", 'df -k . | tail -1 | awk \'{print "sizeKiB=" $2}\'; cat /work/data.txt; echo "pwd=$(pwd)"'], workdir: "src/app" }, [
+      { kind: "dir", path: "src" },
+      { kind: "file", path: "data.txt", content: "uploaded\n" },
+    ]),
+  );
+  assert.equal(uploaded.error, undefined, uploaded.error?.details);
+  const id = uploaded.job!.id;
+  const job = await waitEnded(client, id);
+  assert.equal(job.status, "COMPLETED", job.reason);
+  const out = await outputOf(client, id);
+  assert.ok(Number(field(out, "sizeKiB")) <= WORK_SIZE_MB * 1024, out);
+  assert.match(out, /^uploaded$/m);
+  assert.equal(field(out, "pwd"), "/work/src/app");
+
+  // The symlink attack of issue 8 on a volume: `src` -> a host directory, workdir under it.
+  const victim = path.join(d.dir, "victim");
+  mkdirSync(victim);
+  const attack = await sendScript(client, plan({ command: "true", workdir: "src/x" }, [{ kind: "symlink", path: "src", target: victim }]));
+  const refused = attack.error ?? (attack.job && (await waitEnded(client, attack.job.id)));
+  assert.ok(refused, "the upload was neither refused nor ended");
+  assert.deepEqual(readdirSync(victim), [], "the workdir was created through the uploaded link");
+  assert.equal(statSync(victim).uid, 0, "the link's target was chowned");
+  assert.deepEqual(await volumesLeft(d), []);
 });
 
 test("a job that ends while the daemon is down: the restarted daemon unmounts its volume", async () => {
