@@ -3,7 +3,8 @@
 // grpc-js; commands import it lazily so `rnx --version` and `rnx --help` never pay for it.
 import * as grpc from "@grpc/grpc-js";
 import {
-  JobletServiceClient,
+  JobletServiceService,
+  type JobletServiceClient,
   type DataChunk,
   type DeleteJobRes,
   type GetJobStatusRes,
@@ -14,6 +15,7 @@ import {
   type StopJobRes,
 } from "../shared/proto/joblet.js";
 import { JobletError } from "../shared/errors.js";
+import { withBulkEncoders } from "../shared/wire-codec.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
 import { UploadCall } from "./upload/call.js";
@@ -25,6 +27,9 @@ const LONG_CALL_MS = 120_000;
 /** Largest response accepted, bytes: a ListJobs of many thousands of jobs exceeds grpc-js's 4 MiB default. */
 const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
 
+/** The generated client, with one-copy encoding of upload data (see wire-codec.ts). */
+const Client = grpc.makeGenericClientConstructor(withBulkEncoders(JobletServiceService), "joblet.JobletService") as unknown as typeof JobletServiceClient;
+
 /** A connection to one daemon. Close it when done, or the process stays alive. */
 export class RnxClient {
   private readonly client: JobletServiceClient;
@@ -32,7 +37,7 @@ export class RnxClient {
   constructor(readonly target: Target) {
     const { caPem, keyPem, certPem } = target.node;
     const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem));
-    this.client = new JobletServiceClient(target.address, creds, {
+    this.client = new Client(target.address, creds, {
       "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
       // After a daemon restart the channel must try again soon: grpc-js's default backoff grows to 120 s,
       // and a follow that reconnects on a channel still backing off fails at once.

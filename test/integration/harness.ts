@@ -80,7 +80,9 @@ export class TestDaemon {
 
   /** Starts (or restarts) the daemon process and waits until it serves. */
   async launch(): Promise<void> {
-    const proc = spawn(process.execPath, [JOBLET, "--config", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
+    // JOBLET_DAEMON_NODE_ARGS adds Node flags for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = process.env.JOBLET_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+    const proc = spawn(process.execPath, [...nodeArgs, JOBLET, "--config", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
     // Only this process's output counts: the log still holds the "serving" line of an earlier start.
     let own = "";

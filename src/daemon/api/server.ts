@@ -3,6 +3,7 @@
 import { Server, status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
+import { withBulkEncoders } from "../../shared/wire-codec.js";
 import {
   Stream,
   type DataChunk,
@@ -73,7 +74,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // resume" (a forced shutdown would cancel them, and a cancelled follow is not resumed).
   const followers = new Set<ServerWritableStream<GetJobLogsReq, DataChunk>>();
   server.addService(
-    tolerantService(),
+    withBulkEncoders(tolerantService()),
     handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;

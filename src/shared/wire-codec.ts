@@ -1,0 +1,76 @@
+// Encoders for the two messages that carry bulk bytes: UploadReq (a file's data, client → server) and
+// DataChunk (a job's output, server → client). The generated encoder writes through a growing buffer (a
+// 256 KiB payload is copied several times while it doubles) and grpc-js's serializer then copies the result
+// again; these write the protobuf wire format directly with one copy of the payload. Other messages, and
+// every decoder, stay the generated ones.
+import { DataChunk, JobletServiceService, Stream, UploadReq } from "./proto/joblet.js";
+
+/** Wire type 2 (length-delimited) and 0 (varint) tags, precomputed: (field number << 3) | wire type. */
+const TAG_UPLOAD_DATA = (3 << 3) | 2;
+const TAG_CHUNK_PAYLOAD = (1 << 3) | 2;
+const TAG_CHUNK_STREAM = (100 << 3) | 0;
+const TAG_CHUNK_OFFSET = (101 << 3) | 0;
+
+/** Longest varint of a value up to 2^53, bytes. */
+const MAX_VARINT_BYTES = 8;
+
+/** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
+function putVarint(buf: Buffer, pos: number, value: number): number {
+  // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
+  while (value > 0x7f) {
+    buf[pos++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  buf[pos++] = value;
+  return pos;
+}
+
+/** One buffer holding `head[0, headLen)` then `payload`. */
+function join(head: Buffer, headLen: number, payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(headLen + payload.length);
+  head.copy(out, 0, 0, headLen);
+  out.set(payload, headLen);
+  return out;
+}
+
+/** UploadReq, with a one-copy path for `data`. */
+export function encodeUploadReq(msg: UploadReq): Buffer {
+  if (msg.part?.$case !== "data") return toBuffer(UploadReq.encode(msg).finish());
+  const data = msg.part.data;
+  const head = Buffer.allocUnsafe(1 + MAX_VARINT_BYTES);
+  head[0] = TAG_UPLOAD_DATA;
+  return join(head, putVarint(head, 1, data.length), data);
+}
+
+/** DataChunk in one copy of its payload; fields equal to their defaults are left out, as proto3 does. */
+export function encodeDataChunk(msg: DataChunk): Buffer {
+  const head = Buffer.allocUnsafe(3 * (2 + MAX_VARINT_BYTES));
+  let n = 0;
+  // Field order on the wire does not matter to decoders; the payload goes last to append it in one copy.
+  if (msg.stream !== Stream.STREAM_UNSPECIFIED) {
+    n = putVarint(head, n, TAG_CHUNK_STREAM);
+    n = putVarint(head, n, msg.stream < 0 ? 0 : msg.stream);
+  }
+  if (msg.offset !== 0) {
+    n = putVarint(head, n, TAG_CHUNK_OFFSET);
+    n = putVarint(head, n, msg.offset);
+  }
+  if (msg.payload.length === 0) return Buffer.from(head.subarray(0, n));
+  n = putVarint(head, n, TAG_CHUNK_PAYLOAD);
+  n = putVarint(head, n, msg.payload.length);
+  return join(head, n, msg.payload);
+}
+
+/** The service definition with the bulk messages' serializers replaced; used by the daemon and by rnx. */
+export function withBulkEncoders<T extends typeof JobletServiceService>(def: T): T {
+  return {
+    ...def,
+    runJobWithUploads: { ...def.runJobWithUploads, requestSerialize: encodeUploadReq },
+    getJobLogs: { ...def.getJobLogs, responseSerialize: encodeDataChunk },
+  };
+}
+
+/** A Uint8Array as a Buffer over the same memory (Buffer.from(u8) would copy it). */
+function toBuffer(u8: Uint8Array): Buffer {
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
