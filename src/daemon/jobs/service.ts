@@ -598,7 +598,9 @@ function ms(n: number): number {
 
 /** A start failure as the client should see it: a command that cannot be found is the request's fault. */
 function asStartError(err: unknown, command: string): unknown {
-  if (err instanceof JobletError && /executable file not found|no such file or directory/i.test(err.message)) {
+  // Only errors about the command itself: others (a /work volume that could not be mounted, say) may quote a
+  // tool's "No such file or directory" too.
+  if (err instanceof JobletError && !err.message.startsWith("filesystem.") && /executable file not found|no such file or directory/i.test(err.message)) {
     return new JobletError(
       "INVALID_ARGUMENT",
       `command: expected a program in the job's PATH (${JOB_PATH}) or an absolute path, got ${JSON.stringify(command)} (${err.message})`,

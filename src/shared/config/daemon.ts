@@ -103,7 +103,8 @@ const schema = z
       .object({
         baseDir: z.string().startsWith("/", "expected an absolute path").optional(),
         tmpSizeMB: int(1, 1024 * 1024).default(64),
-        workSizeMB: int(0, 16 * 1024 * 1024).default(0),
+        // ext4's largest file is 16 TiB minus a little: the image of a 16 TiB volume could not be made.
+        workSizeMB: int(0, 15 * 1024 * 1024).default(0),
       })
       .strict()
       .prefault({}),
