@@ -132,11 +132,16 @@ export class JobService {
     const job = this.admit(req);
     const log = this.log.child({ jobId: job.id });
     let workDir: string;
+    // A stop arriving meanwhile waits for this, then finds the upload session (or the job failed).
+    const prepared = this.runtime.prepareWorkDir(job.id);
+    this.starting.set(job.id, prepared.catch(() => undefined));
     try {
-      workDir = await this.runtime.prepareWorkDir(job.id);
+      workDir = await prepared;
     } catch (err) {
       this.failUpload(job.id, `preparing its work dir failed: ${(err as Error).message}`);
       throw err;
+    } finally {
+      this.starting.delete(job.id);
     }
     const idMap = idMapForBase(this.config.idMapBase);
     const session = new UploadSession(job.id, workDir, declared, idMap && { uid: idMap.hostUid, gid: idMap.hostGid }, {
