@@ -138,6 +138,14 @@ filesystem:
   # baseDir: "/var/lib/joblet/jobs"
   # Size of each job's /tmp (a tmpfs) in MB.
   tmpSizeMB: 64
+  # Size of each job's /work in MB: 0 = no cap; otherwise /work is an ext4 volume of its own (needs mkfs.ext4).
+  workSizeMB: 0
+
+uploads:
+  # Most bytes of files one job may upload into /work (rnx run --upload), in MB; 0 = uploads refused.
+  maxTotalMB: 1024
+  # Most files, directories and symlinks one job may upload.
+  maxEntries: 100000
 
 state:
   # Directory for the daemon's job database, job logs and runtime files (absolute path).
