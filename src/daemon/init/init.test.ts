@@ -85,6 +85,7 @@ describe("runInit", () => {
       "security",
       "server",
       "state",
+      "uploads",
       "version",
     ]);
     // The same file reduced to what init must decide; the schema fills in the rest. Equal results mean the
