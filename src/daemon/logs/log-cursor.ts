@@ -20,7 +20,10 @@ const EMPTY = Buffer.alloc(0);
 const ZERO_BLOCK_BYTES = 4096;
 const ZERO_BLOCK = Buffer.alloc(ZERO_BLOCK_BYTES);
 
-/** What one read found; valid only until the next `next()` call (the buffer and scan are reused). */
+/**
+ * What one read found; valid only until the next `next()` call (the buffer and scan are reused). The caller
+ * may overwrite `buf` below `scan.consumedBytes` (the bytes after it are the start of the next batch).
+ */
 export interface CursorBatch {
   /** The bytes scanned; record positions in `scan` index into it. */
   buf: Buffer;
@@ -40,7 +43,8 @@ export interface CursorBatch {
 export class LogCursor {
   private filePos: number;
   private outputOffset: number;
-  // Bytes at filePos.. already read that do not yet end in a newline (an incomplete last record).
+  // Bytes at filePos.. already read that do not yet end in a newline (an incomplete last record): a view into
+  // `block` (moved to its front by the next read, which appends to it) or, after releaseBuffer, a small copy.
   private carry: Buffer = EMPTY;
   // Set while discarding an over-long line: file position up to which its bytes were read and dropped.
   private skipReadPos: number | null = null;
@@ -103,10 +107,10 @@ export class LogCursor {
   async next(): Promise<CursorBatch> {
     const at = holeFrom(this.holes.holes, this.filePos);
     if (at !== undefined && at.fileStart <= this.filePos) return this.jump(at, 0);
-    if (this.block === null || this.block.length !== this.blockBytes) this.block = Buffer.allocUnsafe(this.blockBytes);
-    const block = this.block;
-    const readPos = this.skipReadPos ?? this.filePos + this.carry.length;
-    let want = block.length;
+    const block = this.blockWithCarry();
+    const carryBytes = this.carry.length;
+    const readPos = this.skipReadPos ?? this.filePos + carryBytes;
+    let want = block.length - carryBytes;
     const ahead = holeFrom(this.holes.holes, readPos);
     if (ahead !== undefined) {
       // Holes start at record boundaries, so an unfinished line never runs into one; if it does (a sidecar
@@ -114,14 +118,14 @@ export class LogCursor {
       if (ahead.fileStart <= readPos) return this.jump(ahead, 1);
       want = Math.min(want, ahead.fileStart - readPos);
     }
-    const { bytesRead } = await this.fh.read(block, 0, want, readPos);
+    const { bytesRead } = await this.fh.read(block, carryBytes, want, readPos);
+    let fresh = block.subarray(carryBytes, carryBytes + bytesRead);
     // Retention replaces the sidecar before it punches, so the sidecar as seen after this read lists every
     // punch that could have touched the bytes read. Blocks of zeros (what a punched range reads as) force a
     // re-read of it whatever its stat says. If the holes changed, the bytes are read again with the new list.
-    if (await this.holes.refresh(hasZeroBlock(block, bytesRead, readPos))) return this.next();
-    if (bytesRead === block.length && this.blockBytes < READ_BLOCK_BYTES) this.blockBytes *= 4;
+    if (await this.holes.refresh(hasZeroBlock(fresh, readPos))) return this.next();
+    if (bytesRead === want && this.blockBytes < READ_BLOCK_BYTES) this.blockBytes *= 4;
     if (bytesRead === 0) return this.emptyBatch(false);
-    let fresh = block.subarray(0, bytesRead);
     // Not at the end while a full read came back: the file may hold more past it (or a hole to jump over).
     let advanced = bytesRead === want;
     let malformedLines = 0;
@@ -140,7 +144,8 @@ export class LogCursor {
       advanced = true;
     }
 
-    const data = this.carry.length === 0 ? fresh : Buffer.concat([this.carry, fresh]);
+    // The carry sits right before the fresh bytes (blockWithCarry); while skipping, there is none.
+    const data = carryBytes === 0 ? fresh : block.subarray(0, carryBytes + bytesRead);
     const scan = this.scan.scan(data);
     malformedLines += scan.malformedLines;
     const batchOffset = this.outputOffset;
@@ -164,8 +169,7 @@ export class LogCursor {
       this.carry = EMPTY;
       advanced = true;
     } else {
-      // Copied: the block is reused by the next read.
-      this.carry = rest.length === 0 ? EMPTY : Buffer.from(rest);
+      this.carry = rest.length === 0 ? EMPTY : rest;
     }
     return { buf: data, scan, offset: batchOffset, malformedLines, advanced, gap: null };
   }
@@ -191,8 +195,33 @@ export class LogCursor {
 
   /** Drops the read buffer while the caller waits for growth; the next read starts with a small one. */
   releaseBuffer(): void {
+    // The unfinished last line is kept (copied: it is usually a few bytes of a 64 KiB–1 MiB block).
+    if (this.carry.length > 0) this.carry = Buffer.from(this.carry);
     this.block = null;
     this.blockBytes = FIRST_TAIL_BLOCK_BYTES;
+  }
+
+  // The read buffer with the carry moved to its front, so that the next read appends to it instead of the
+  // two being concatenated (a copy of every block). The buffer is reused while its size fits: blockBytes,
+  // doubled until it holds twice the carry (a line longer than a block is completed over several reads).
+  private blockWithCarry(): Buffer {
+    const carry = this.carry;
+    let size = this.blockBytes;
+    while (size < 2 * carry.length) size *= 2;
+    let block = this.block;
+    if (block === null || block.length !== size) {
+      block = Buffer.allocUnsafe(size);
+      carry.copy(block, 0);
+      this.block = block;
+    } else if (carry.length > 0 && carry.buffer !== block.buffer) {
+      carry.copy(block, 0);
+    } else if (carry.length > 0 && carry.byteOffset !== block.byteOffset) {
+      // A view of this block (the tail of the last batch): memmove to the front.
+      const from = carry.byteOffset - block.byteOffset;
+      block.copyWithin(0, from, from + carry.length);
+    }
+    this.carry = carry.length === 0 ? EMPTY : block.subarray(0, carry.length);
+    return block;
   }
 
   /** Closes the file. */
@@ -201,9 +230,9 @@ export class LogCursor {
   }
 }
 
-// True if buf[0, length), read from file position filePos, holds a whole file block (4 KiB aligned) of zeros.
-function hasZeroBlock(buf: Buffer, length: number, filePos: number): boolean {
-  const end = filePos + length;
+// True if buf, read from file position filePos, holds a whole file block (4 KiB aligned) of zeros.
+function hasZeroBlock(buf: Buffer, filePos: number): boolean {
+  const end = filePos + buf.length;
   for (let p = Math.ceil(filePos / ZERO_BLOCK_BYTES) * ZERO_BLOCK_BYTES; p + ZERO_BLOCK_BYTES <= end; p += ZERO_BLOCK_BYTES) {
     const i = p - filePos;
     // Log text is never NUL at a random position unless the job writes NULs: the first byte rules out most blocks.

@@ -134,6 +134,46 @@ describe("readLog without follow", () => {
     assert.deepEqual((await collect(readLog(p, 3))).map((c) => c.data.toString()), ["\n"]);
   });
 
+  it("decodes valid lines longer than a read block, read whole or appended in pieces", async () => {
+    // 3 MiB lines need the read buffer to grow past its 1 MiB block while the line is completed.
+    const long = Buffer.alloc(3 * 1024 * 1024 + 17, "L");
+    const parts = [
+      encodeK8sRecord("stdout", Buffer.from("head"), false),
+      encodeK8sRecord("stderr", long, true),
+      encodeK8sRecord("stdout", Buffer.from("mid"), false),
+      encodeK8sRecord("stderr", long, false),
+      encodeK8sRecord("stdout", Buffer.from("tail"), false),
+    ];
+    const expected = Buffer.concat([Buffer.from("head\n"), long, Buffer.from("mid\n"), long, Buffer.from("\ntail\n")]);
+    const whole = newPath();
+    writeFileSync(whole, Buffer.concat(parts));
+    for (const from of [0, 5, 5 + long.length - 1, expected.length - 3]) {
+      const got = await collect(readLog(whole, from, { maxChunkBytes: 1 << 20 }));
+      assert.ok(got.length > 0 && got[0]!.offset === from, `from ${from}`);
+      assert.ok(Buffer.concat(got.map((c) => c.data)).equals(expected.subarray(from)), `from ${from}`);
+    }
+    assert.equal(await totalOutputBytes(whole), expected.length);
+
+    // The same file written while a follower reads, in pieces that end mid-line.
+    const grown = newPath();
+    writeFileSync(grown, "");
+    const file = Buffer.concat(parts);
+    let done = false;
+    const follower = collect(readLog(grown, 0, { follow: true, pollMs: 5, isDone: () => done }));
+    for (let pos = 0; pos < file.length; pos += 700_001) {
+      appendFileSync(grown, file.subarray(pos, pos + 700_001));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    done = true;
+    const followed = await follower;
+    assert.ok(Buffer.concat(followed.map((c) => c.data)).equals(expected));
+    let offset = 0;
+    for (const c of followed) {
+      assert.equal(c.offset, offset, "chunks are contiguous");
+      offset += c.data.length;
+    }
+  });
+
   it("throws NOT_FOUND for a missing file and INVALID_ARGUMENT for bad options", async () => {
     await assert.rejects(collect(readLog(path.join(dir, "missing.log"), 0)), (e) => isJobletError(e, "NOT_FOUND"));
     assert.equal(await totalOutputBytes(path.join(dir, "missing.log")), 0);

@@ -113,25 +113,50 @@ export async function* readLog(
       if (batch !== null && batch.advanced) {
         const { buf, scan } = batch;
         let offset = batch.offset;
-        for (let i = 0; i < scan.count; i++) {
-          let start = scan.dataStart[i]!;
-          const end = scan.dataEnd[i]!;
-          if (offset < fromOffset) {
-            // Only the records between the index point and fromOffset: skip them, split the one holding it.
-            const skip = Math.min(fromOffset - offset, end - start);
-            start += skip;
-            offset += skip;
-          }
-          if (start === end) continue;
-          builder.add(scan.stream[i] === STDOUT ? "stdout" : "stderr", offset, buf, start, end, ready);
-          offset += end - start;
-          if (ready.length > 0) {
-            for (const chunk of ready) {
-              yield chunk;
-              if (signal?.aborted) return;
+        // Consecutive records of one stream are moved together in place (their data over the headers
+        // between them; the batch's buffer is ours until the next read) and handed to the builder as one
+        // range: one copyWithin per record is much cheaper than one copy call into the chunk per record.
+        let runStart = 0;
+        let runEnd = 0;
+        let runOffset = 0;
+        let runStream = -1;
+        for (let i = 0; i <= scan.count; i++) {
+          let start = 0;
+          let end = 0;
+          let stream = -1;
+          if (i < scan.count) {
+            start = scan.dataStart[i]!;
+            end = scan.dataEnd[i]!;
+            stream = scan.stream[i]!;
+            if (offset < fromOffset) {
+              // Only the records between the index point and fromOffset: skip them, split the one holding it.
+              const skip = Math.min(fromOffset - offset, end - start);
+              start += skip;
+              offset += skip;
             }
-            ready.length = 0;
+            if (start === end) continue;
+            if (stream === runStream) {
+              if (start !== runEnd) buf.copyWithin(runEnd, start, end);
+              runEnd += end - start;
+              offset += end - start;
+              continue;
+            }
           }
+          if (runStream !== -1) {
+            builder.add(runStream === STDOUT ? "stdout" : "stderr", runOffset, buf, runStart, runEnd, ready);
+            if (ready.length > 0) {
+              for (const chunk of ready) {
+                yield chunk;
+                if (signal?.aborted) return;
+              }
+              ready.length = 0;
+            }
+          }
+          runStream = stream;
+          runStart = start;
+          runEnd = end;
+          runOffset = offset;
+          offset += end - start;
         }
         continue;
       }
@@ -174,7 +199,7 @@ export async function totalOutputBytes(filePath: string): Promise<number> {
   }
 }
 
-const SMALL_COPY_BYTES = 48;
+const SMALL_COPY_BYTES = 16;
 
 // Merges consecutive records of one stream into chunks of at most maxChunkBytes, copying the bytes out of
 // the cursor's reused read buffer.
@@ -200,7 +225,7 @@ class ChunkBuilder {
       const n = Math.min(end - pos, this.maxChunkBytes - this.len);
       const buf = this.buf!;
       if (n <= SMALL_COPY_BYTES) {
-        // Buffer#copy costs more in call overhead than a short loop: logs of tiny lines are mostly this case.
+        // Any copy call costs more than a short loop.
         for (let k = 0; k < n; k++) buf[this.len + k] = src[pos + k]!;
       } else src.copy(buf, this.len, pos, pos + n);
       this.len += n;
