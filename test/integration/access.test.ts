@@ -2,31 +2,23 @@
 // key and can issue certificates that are expired, not yet valid, or revoked): TLS 1.3 only, certificate
 // validity enforced in the handshake, revoked serials refused with PERMISSION_DENIED, every call recorded
 // in the audit log, and no start with a config (which holds the server's key) readable by every user.
-import "reflect-metadata";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { webcrypto } from "node:crypto";
 import { chmodSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { connect, type ConnectionOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
-import * as x509 from "@peculiar/x509";
 import { Metadata, credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { JobletServiceClient, RunJobReq, type DataChunk, type Job } from "../../src/shared/proto/joblet.js";
 import { describeCertificate, generatePki, type Pki } from "../../src/shared/tls/certs.js";
 import { normalizeSerial } from "../../src/shared/config/daemon.js";
 import { ROOT, TestDaemon, unary } from "./harness.js";
+import { DAY_MS, issueClientCert, type ClientCert as IssuedCert } from "./issue-cert.js";
 
-const crypto = webcrypto as unknown as Crypto;
-const ALGORITHM: EcKeyGenParams & EcdsaParams = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** A client certificate and its key, PEM. */
-interface ClientCert {
-  certPem: string;
-  keyPem: string;
-}
+type ClientCert = Pick<IssuedCert, "certPem" | "keyPem">;
 
 let pki: Pki;
 /** An admin certificate whose serial the daemon's config lists in security.revokedSerials. */
@@ -57,38 +49,8 @@ after(async () => {
 });
 
 /** Issues a client certificate signed by this file's CA, valid from `notBeforeMs` to `notAfterMs`. */
-async function issue(ou: string, cn: string, notBeforeMs: number, notAfterMs: number): Promise<ClientCert> {
-  const ca = new x509.X509Certificate(pki.caCertPem);
-  const caKey = await crypto.subtle.importKey("pkcs8", pemBody(pki.caKeyPem), ALGORITHM, false, ["sign"]);
-  const keys = (await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as CryptoKeyPair;
-  const serial = Buffer.from(crypto.getRandomValues(new Uint8Array(16)));
-  serial[0] = (serial[0]! & 0x7f) | 0x01;
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: serial.toString("hex"),
-      subject: [{ O: ["Joblet"] }, { OU: [ou] }, { CN: [cn] }],
-      issuer: ca.subjectName,
-      notBefore: new Date(notBeforeMs),
-      notAfter: new Date(notAfterMs),
-      signingAlgorithm: ALGORITHM,
-      publicKey: keys.publicKey,
-      signingKey: caKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-      ],
-    },
-    crypto,
-  );
-  const der = Buffer.from(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${der.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END PRIVATE KEY-----\n`;
-  return { certPem: cert.toString("pem"), keyPem };
-}
-
-function pemBody(pem: string): ArrayBuffer {
-  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
-  return der.buffer.slice(der.byteOffset, der.byteOffset + der.byteLength);
+function issue(ou: string, cn: string, notBeforeMs: number, notAfterMs: number): Promise<ClientCert> {
+  return issueClientCert(pki, ou, cn, notBeforeMs, notAfterMs);
 }
 
 /** A gRPC client presenting `cert`. */

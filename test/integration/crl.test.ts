@@ -5,7 +5,6 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { webcrypto } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,21 +13,12 @@ import { after, before, test } from "node:test";
 import * as x509 from "@peculiar/x509";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { JobletServiceClient } from "../../src/shared/proto/joblet.js";
-import { describeCertificate, generatePki, type Pki } from "../../src/shared/tls/certs.js";
+import { generatePki, type Pki } from "../../src/shared/tls/certs.js";
 import { ROOT, TestDaemon, unary } from "./harness.js";
+import { ALGORITHM, DAY_MS, caSigningKey, crypto, issueClientCert, type ClientCert } from "./issue-cert.js";
 
-const crypto = webcrypto as unknown as Crypto;
-const ALGORITHM: EcKeyGenParams & EcdsaParams = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-const DAY_MS = 24 * 60 * 60 * 1000;
 /** How long a replaced CRL may take to apply: the daemon checks the file once a second, ms. */
 const RELOAD_MS = 3_000;
-
-/** A client certificate and its key, PEM. */
-interface ClientCert {
-  certPem: string;
-  keyPem: string;
-  serial: string;
-}
 
 let pki: Pki;
 /** Another installation's CA: the same subject, another key. */
@@ -42,7 +32,7 @@ let d: TestDaemon;
 
 before(async () => {
   [pki, otherPki] = await Promise.all([generatePki({ address: "localhost" }), generatePki({ address: "localhost" })]);
-  [revoked, fresh, later] = await Promise.all([issue("revoked-admin"), issue("fresh-admin"), issue("later-admin")]);
+  [revoked, fresh, later] = await Promise.all(["revoked-admin", "fresh-admin", "later-admin"].map((cn) => issueClientCert(pki, "admin", cn)));
   // The daemon's temp dir is made by start(), which needs the CRL: it lives next to it.
   crlFile = path.join(os.tmpdir(), `joblet-crl-it-${process.pid}.pem`);
   writeFileSync(crlFile, await crl([revoked.serial]));
@@ -55,46 +45,10 @@ after(async () => {
   rmSync(crlFile, { force: true });
 });
 
-function pemBody(pem: string): ArrayBuffer {
-  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
-  return der.buffer.slice(der.byteOffset, der.byteOffset + der.byteLength);
-}
-
-/** Issues an admin client certificate signed by this file's CA, valid for a day either side of now. */
-async function issue(cn: string): Promise<ClientCert> {
-  const ca = new x509.X509Certificate(pki.caCertPem);
-  const caKey = await crypto.subtle.importKey("pkcs8", pemBody(pki.caKeyPem), ALGORITHM, false, ["sign"]);
-  const keys = (await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as CryptoKeyPair;
-  const serial = Buffer.from(crypto.getRandomValues(new Uint8Array(16)));
-  serial[0] = (serial[0]! & 0x7f) | 0x01;
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: serial.toString("hex"),
-      subject: [{ O: ["Joblet"] }, { OU: ["admin"] }, { CN: [cn] }],
-      issuer: ca.subjectName,
-      notBefore: new Date(Date.now() - DAY_MS),
-      notAfter: new Date(Date.now() + DAY_MS),
-      signingAlgorithm: ALGORITHM,
-      publicKey: keys.publicKey,
-      signingKey: caKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-      ],
-    },
-    crypto,
-  );
-  const der = Buffer.from(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${der.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END PRIVATE KEY-----\n`;
-  const certPem = cert.toString("pem");
-  return { certPem, keyPem, serial: describeCertificate(certPem).serial };
-}
-
 /** A PEM CRL listing `serials`, signed by `signer`'s CA key (this file's CA by default). */
 async function crl(serials: string[], signer: Pki = pki): Promise<string> {
   const ca = new x509.X509Certificate(signer.caCertPem);
-  const key = await crypto.subtle.importKey("pkcs8", pemBody(signer.caKeyPem), ALGORITHM, false, ["sign"]);
+  const key = await caSigningKey(signer);
   const list = await x509.X509CrlGenerator.create(
     {
       issuer: ca.subject,

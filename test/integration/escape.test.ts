@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { parse as parseYaml } from "yaml";
 import { RunJobReq, Stream, type DataChunk, type Job, type JobletServiceClient } from "../../src/shared/proto/joblet.js";
-import { TestDaemon, unary } from "./harness.js";
+import { TestDaemon, jobOutput, unary } from "./harness.js";
 
 const MiB = 1024 * 1024;
 /** Process limit of this file's daemon (joblet.pidsLimit), small so a fork bomb reaches it quickly. */
@@ -70,14 +70,7 @@ async function waitEnded(id: string, timeoutMs = 60_000): Promise<Job> {
 
 /** The job's whole output, split by stream (follows it until it ends). */
 function output(id: string): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const s = client.getJobLogs({ id, fromOffset: 0 });
-    s.on("data", (ch: DataChunk) => (ch.stream === Stream.STDERR ? err : out).push(Buffer.from(ch.payload)));
-    s.on("error", reject);
-    s.on("end", () => resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
-  });
+  return jobOutput(client, id);
 }
 
 /** Result of a job run to its end. */

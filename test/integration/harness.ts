@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { JobletServiceClient } from "../../src/shared/proto/joblet.js";
+import { JobletServiceClient, Stream, type DataChunk } from "../../src/shared/proto/joblet.js";
 import { loadRnxConfig, selectNode } from "../../src/shared/config/rnx.js";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -202,5 +202,17 @@ export function runCli(argv: string[], opts: { input?: string; env?: NodeJS.Proc
       resolve({ code, signal, stdout: stdoutBytes.toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), stdoutBytes });
     });
     proc.stdin.end(opts.input ?? "");
+  });
+}
+
+/** Job `id`'s whole output through GetJobLogs, split by stream (follows it until the job ends). */
+export function jobOutput(client: JobletServiceClient, id: string): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const s = client.getJobLogs({ id, fromOffset: 0 });
+    s.on("data", (ch: DataChunk) => (ch.stream === Stream.STDERR ? err : out).push(Buffer.from(ch.payload)));
+    s.on("error", reject);
+    s.on("end", () => resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
   });
 }

@@ -14,8 +14,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { parse as parseYaml } from "yaml";
-import { RunJobReq, Stream, UploadKind, type DataChunk, type Job, type JobletServiceClient, type UploadReq } from "../../src/shared/proto/joblet.js";
-import { TestDaemon, unary } from "./harness.js";
+import { RunJobReq, UploadKind, type Job, type JobletServiceClient, type UploadReq } from "../../src/shared/proto/joblet.js";
+import { TestDaemon, jobOutput, unary } from "./harness.js";
 import { chunks, data, end, entry, header, plan, rnxIn, sendScript, type ScriptOptions, type UploadOutcome } from "./upload-client.js";
 
 const KiB = 1024;
@@ -92,14 +92,7 @@ function waitEnded(id: string, client = c, timeoutMs = 30_000): Promise<Job> {
 
 /** The job's whole output, split by stream (follows it until it ends). */
 function output(id: string, client = c): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const s = client.getJobLogs({ id, fromOffset: 0 });
-    s.on("data", (ch: DataChunk) => (ch.stream === Stream.STDERR ? err : out).push(Buffer.from(ch.payload)));
-    s.on("error", reject);
-    s.on("end", () => resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
-  });
+  return jobOutput(client, id);
 }
 
 /** A one-line account of an upload outcome for assertion messages. */
