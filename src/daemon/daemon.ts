@@ -77,6 +77,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const auditLog = new AuditLog(config.auditLogFile);
     audit = auditLog;
     let auditFailed = false;
+    const onAuditError = (err: unknown) => {
+      if (!auditFailed) log.error({ err, file: config.auditLogFile }, "writing the audit log failed");
+      auditFailed = true;
+    };
     if (config.metrics && metrics) {
       metricsServer = await startMetricsServer({
         host: config.metrics.host,
@@ -98,10 +102,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       revoked: crl ? revokedByAny([new Set(config.revokedSerials), crl]) : new Set(config.revokedSerials),
       onCall: (call) => {
         metrics?.callFinished(call);
-        auditLog.record(call, (err) => {
-          if (!auditFailed) log.error({ err, file: config.auditLogFile }, "writing the audit log failed");
-          auditFailed = true;
-        });
+        auditLog.record(call, onAuditError);
+      },
+      onHandshakeRefused: (h) => {
+        log.info({ remote: h.remote, reason: h.reason, subject: h.subject, serial: h.serial }, "TLS handshake refused");
+        auditLog.recordHandshake(h, onAuditError);
       },
     });
     log.info(

@@ -75,16 +75,28 @@ interface AuditLine {
   subject: string;
   serial: string;
   role: string | null;
-  rpc: string;
+  rpc: string | null;
   jobId: string | null;
   result: string;
   details?: string;
+  /** Refused handshakes only: the peer's "address:port". */
+  remote?: string;
 }
 
 function auditLines(): AuditLine[] {
   const text = readFileSync(path.join(d.dir, "state", "audit.log"), "utf8");
   assert.ok(text === "" || text.endsWith("\n"), "the audit log ends with a partial line");
   return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditLine);
+}
+
+/** Audit lines after the first `from`, once `done` says they are all there (lines are written as events happen). */
+async function waitForAudit(from: number, done: (lines: AuditLine[]) => boolean, timeoutMs = 5_000): Promise<AuditLine[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = auditLines().slice(from);
+    if (done(lines) || Date.now() > deadline) return lines;
+    await sleep(50);
+  }
 }
 
 /**
@@ -133,10 +145,16 @@ test("TLS: 1.3 with a valid client certificate is served; TLS 1.2 is refused in 
   assert.equal(ok.protocol, "TLSv1.3");
   assert.ok(ok.serverSpoke, `the daemon did not answer over TLS 1.3: ${ok.error}`);
 
+  const auditBefore = auditLines().length;
   const old = await tlsProbe({ cert: pki.adminCertPem, key: pki.adminKeyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2" });
   assert.equal(old.protocol, null, "a TLS 1.2 session was established");
   assert.ok(!old.serverSpoke);
   assert.match(old.error ?? "", /protocol version|unsupported protocol|wrong version/i, old.error);
+  // The refusal is in the audit log, with the peer's address (a TLS 1.2 client never shows a certificate).
+  const [line] = await waitForAudit(auditBefore, (lines) => lines.length > 0);
+  assert.equal(line?.result, "HANDSHAKE_REFUSED", JSON.stringify(line));
+  assert.match(line?.details ?? "", /PROTOCOL/i);
+  assert.equal(line?.subject, "");
 });
 
 test("certificates: expired and not-yet-valid client certificates are refused in the handshake; a fresh one from the same CA works", async () => {
@@ -166,8 +184,18 @@ test("certificates: expired and not-yet-valid client certificates are refused in
       c.close();
     }
   }
-  // Refused in the handshake, these never became calls: nothing reached the handlers.
-  assert.equal(auditLines().length, auditBefore);
+  // Refused in the handshake, these never became calls, but the audit log says who was refused and why: one
+  // line per connection attempt (grpc-js retries), each with the certificate's subject and serial.
+  const refused = await waitForAudit(auditBefore, (lines) => ["expired-admin", "future-admin"].every((cn) => lines.some((l) => l.subject.includes(`CN=${cn}`))));
+  for (const l of refused) {
+    assert.equal(l.result, "HANDSHAKE_REFUSED", JSON.stringify(l));
+    assert.equal(l.rpc, null);
+    assert.match(l.remote ?? "", /^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1):\d+$/, JSON.stringify(l));
+  }
+  const reasons = (cn: string) => new Set(refused.filter((l) => l.subject.includes(`CN=${cn}`)).map((l) => `${l.details} ${normalizeSerial(l.serial)}`));
+  assert.deepEqual([...reasons("expired-admin")], [`CERT_HAS_EXPIRED ${normalizeSerial(describeCertificate(expired.certPem).serial)}`]);
+  assert.deepEqual([...reasons("future-admin")], [`CERT_NOT_YET_VALID ${normalizeSerial(describeCertificate(notYetValid.certPem).serial)}`]);
+  assert.ok(refused.every((l) => /CN=(expired|future)-admin/.test(l.subject)), "nothing else was recorded");
 });
 
 test("revocation: a revoked admin certificate gets PERMISSION_DENIED naming its serial, for every RPC; the audit log records it", async () => {

@@ -140,7 +140,9 @@ test("a client without a certificate cannot connect (UNAVAILABLE)", T, async () 
   }
   const raw = await connectTls({ ca: adminNode.caPem, servername: "localhost" });
   assert.ok("error" in raw, `a TLS client without a certificate was accepted: ${JSON.stringify(raw)}`);
-  assert.match(raw.error.message, /certificate required/);
+  // The daemon completes the handshake to learn who it refuses (for the audit log), then closes the
+  // connection before reading a byte; OpenSSL's own refusal would have sent a "certificate required" alert.
+  assert.match(raw.error.message, /certificate required|closed/);
 });
 
 test("a client certificate from another CA is refused", T, async () => {

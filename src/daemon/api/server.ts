@@ -1,6 +1,7 @@
 // The gRPC server: authenticates each call, checks the caller's role, delegates to the job service and maps
 // results and errors to the wire. No job logic lives here.
-import { Server, status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { withBulkEncoders } from "../../shared/wire-codec.js";
@@ -28,7 +29,7 @@ import { toJob, toRunRequest } from "./mappers.js";
 import { DECODE_ERROR, tolerantService } from "./decode.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
 import { receiveUpload } from "./upload-handler.js";
-import { serverCredentials } from "./tls.js";
+import { listenTls, type RefusedHandshake, type TlsListener } from "./tls.js";
 
 /** What the API server needs. */
 export interface ApiServerOptions {
@@ -41,6 +42,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Told about every finished call, allowed or denied (audit log, metrics). Must not throw. */
   onCall?: CallObserver;
+  /** Told about every connection refused in the TLS handshake (it never becomes a call). Must not throw. */
+  onHandshakeRefused?: (h: RefusedHandshake) => void;
   /** Revoked client certificates, by serial (normalised: lowercase hex, no leading zeros); asked on every call. */
   revoked?: RevocationCheck;
 }
@@ -78,28 +81,36 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${opts.port}`, serverCredentials(opts.tls), (err, bound) => {
-      if (err) {
-        reject(
-          new JobletError("FAILED_PRECONDITION", `cannot listen on ${host}:${opts.port}: ${err.message}`, {
-            hint: "is another joblet running? change server.port in the config",
-          }),
-        );
-      } else resolve(bound);
+  // TLS is done by our listener (tls.ts); grpc-js gets the verified connections as they are.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  let listener: TlsListener;
+  try {
+    listener = await listenTls(
+      { host: opts.address.replace(/^\[|\]$/g, ""), port: opts.port, tls: opts.tls },
+      (socket) => injector.injectConnection(socket),
+      opts.onHandshakeRefused ?? (() => undefined),
+    );
+  } catch (err) {
+    throw new JobletError("FAILED_PRECONDITION", `cannot listen on ${host}:${opts.port}: ${(err as Error).message}`, {
+      hint: "is another joblet running? change server.port in the config",
     });
-  });
+  }
   return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const call of followers) {
-          call.emit("error", { code: status.UNAVAILABLE, details: "joblet is shutting down; reconnect to resume" });
-        }
-        followers.clear();
+    port: listener.port,
+    close: async () => {
+      // Resolves once every connection has ended, which the shutdown below brings about.
+      const closed = listener.close();
+      for (const call of followers) {
+        call.emit("error", { code: status.UNAVAILABLE, details: "joblet is shutting down; reconnect to resume" });
+      }
+      followers.clear();
+      await new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
         setTimeout(() => server.forceShutdown(), 1000).unref();
-      }),
+      });
+      injector.destroy();
+      await Promise.race([closed, sleep(1000)]);
+    },
   };
 }
 

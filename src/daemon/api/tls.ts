@@ -1,20 +1,75 @@
-// Server TLS: mutual authentication against our CA, TLS 1.3 only. grpc-js's createSsl has no minimum-version
-// option and accepts TLS 1.2, so this subclasses ServerCredentials with the secure-context options we need.
-import { ServerCredentials } from "@grpc/grpc-js";
-import type { SecureServerOptions } from "node:http2";
+// Server TLS: mutual authentication against our CA, TLS 1.3 only, on a listener of our own. grpc-js's own
+// TLS server (createSsl) has no minimum-version option and cannot say who a refused client was; this one
+// refuses TLS 1.2 and reports every refused handshake (for the audit log), then hands the verified
+// connections to grpc-js (Server.createConnectionInjector, grpc-js >= 1.11).
+import type { AddressInfo } from "node:net";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 
-class MutualTls13Credentials extends ServerCredentials {
-  constructor(caPem: string, certPem: string, keyPem: string) {
-    const server: SecureServerOptions = { requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" };
-    super(server, { ca: caPem, cert: certPem, key: keyPem, minVersion: "TLSv1.3" });
-  }
-
-  _equals(other: ServerCredentials): boolean {
-    return this === other;
-  }
+/** A connection refused during or right after the TLS handshake: it never became a call. */
+export interface RefusedHandshake {
+  /** "address:port" of the peer, "" when unknown. */
+  remote: string;
+  /** OpenSSL's reason, e.g. "CERT_HAS_EXPIRED", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_SSL_UNSUPPORTED_PROTOCOL". */
+  reason: string;
+  /** The client certificate's subject and serial, when it sent one ("" otherwise). */
+  subject: string;
+  serial: string;
 }
 
-/** Credentials that require a client certificate signed by `caPem` and refuse anything below TLS 1.3. */
-export function serverCredentials(tls: { caPem: string; certPem: string; keyPem: string }): ServerCredentials {
-  return new MutualTls13Credentials(tls.caPem, tls.certPem, tls.keyPem);
+/** A TLS listener whose verified connections are handed to grpc-js. */
+export interface TlsListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens with mutual TLS 1.3 and hands each verified connection to `accept` (grpc-js's connection injector).
+ * grpc-js's own TLS server refuses a bad client certificate inside OpenSSL and reports only a bare
+ * ECONNRESET, so nobody could say who was refused or why. Here the handshake completes, the verdict
+ * (`socket.authorized`) is read, and a refused peer is reported to `onRefused` and closed before a single
+ * HTTP/2 byte is read: it never reaches grpc-js. A client still sees its connection closed, as before.
+ */
+export function listenTls(
+  opts: { host: string; port: number; tls: { caPem: string; certPem: string; keyPem: string } },
+  accept: (socket: TLSSocket) => void,
+  onRefused: (h: RefusedHandshake) => void,
+): Promise<TlsListener> {
+  const server = createTlsServer({
+    ca: opts.tls.caPem,
+    cert: opts.tls.certPem,
+    key: opts.tls.keyPem,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: "TLSv1.3",
+    ALPNProtocols: ["h2"],
+  });
+  server.on("secureConnection", (socket: TLSSocket) => {
+    if (socket.authorized) return accept(socket);
+    const peer = socket.getPeerCertificate();
+    const hasCert = peer && Object.keys(peer).length > 0;
+    onRefused({
+      remote: remoteOf(socket),
+      reason: String(socket.authorizationError ?? "no client certificate"),
+      subject: hasCert && peer.subject ? Object.entries(peer.subject).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`).join(", ") : "",
+      serial: hasCert ? (peer.serialNumber ?? "").toLowerCase() : "",
+    });
+    socket.destroy();
+  });
+  server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    onRefused({ remote: remoteOf(socket), reason: err.code ?? err.message, subject: "", serial: "" });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+function remoteOf(socket: TLSSocket): string {
+  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "";
 }
