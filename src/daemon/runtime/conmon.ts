@@ -1,10 +1,10 @@
 // Starting a job under conmon. conmon runs `runc create`, holds the job's stdio and writes it to the log
 // file, records the exit code in `<exitDir>/<id>`, and outlives the daemon: it daemonizes, so the daemon is
 // never the parent of a job and a daemon restart or crash loses neither output nor exit code.
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { Readable } from "node:stream";
 import { JobletError } from "../../shared/errors.js";
 
 /** Files and directories of one job's supervision. */
@@ -49,8 +49,8 @@ export interface ConmonOptions {
 }
 
 /**
- * Launches conmon for job `id` and waits until the container is created (runc has written the pidfile) and
- * may be started. Throws a FAILED_PRECONDITION JobletError carrying the runtime's own message when create
+ * Launches conmon for job `id` and waits until the container is created (conmon reports it on its sync
+ * pipe once `runc create` has written the pidfile) and may be started. Throws a FAILED_PRECONDITION JobletError carrying the runtime's own message when create
  * fails (bad command, bad limit, …).
  */
 export async function launchConmon(id: string, p: SupervisionPaths, opts: ConmonOptions): Promise<{ conmonPid: number }> {
@@ -75,19 +75,20 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
     "--runtime-arg", "--log-format", "--runtime-arg", "json",
   ];
   const errFd = openSync(p.conmonLogPath, "a", 0o600);
+  const timeoutMs = opts.createTimeoutMs ?? 30_000;
+  let reply: SyncReply | undefined;
   try {
     // conmon forks and its first process exits at once; the monitor is re-parented away from the daemon.
+    // fd 3 is the sync pipe (_OCI_SYNCPIPE): once `runc create` has exited, conmon writes one JSON line,
+    // `{"data": PID}` or `{"data": -1, "message": "…"}`, and marks the fd close-on-exec so neither the
+    // runtime nor the job holds it. Waiting on it replaces polling for the pidfile (1–20 ms late each time).
     const child = spawn(opts.conmonPath, args, {
       detached: true,
       cwd: p.bundleDir,
-      stdio: ["ignore", "ignore", errFd],
-      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+      stdio: ["ignore", "ignore", errFd, "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", _OCI_SYNCPIPE: "3" },
     });
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("exit", (c) => resolve(c));
-    });
-    if (code !== 0) throw startFailure(id, p, `conmon exited with ${code}`);
+    reply = await readSyncReply(child, timeoutMs);
   } catch (err) {
     if (err instanceof JobletError) throw err;
     throw new JobletError("FAILED_PRECONDITION", `cannot run conmon (${opts.conmonPath}): ${(err as Error).message}`, {
@@ -97,21 +98,59 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
   } finally {
     closeSync(errFd);
   }
-
-  const deadline = Date.now() + (opts.createTimeoutMs ?? 30_000);
-  let delayMs = 1;
-  for (;;) {
-    if (readPid(p.pidFile) !== undefined) break;
-    const conmonPid = readPid(p.conmonPidFile);
-    const conmonGone = conmonPid !== undefined && !isAlive(conmonPid);
-    if (existsSync(path.join(p.exitDir, id)) || conmonGone) throw startFailure(id, p, "the runtime did not create the job");
-    if (Date.now() > deadline) throw startFailure(id, p, `the runtime did not create the job within ${opts.createTimeoutMs ?? 30_000} ms`);
-    await sleep(delayMs);
-    delayMs = Math.min(delayMs * 2, 20);
-  }
+  if (reply === "timeout") throw startFailure(id, p, `the runtime did not create the job within ${timeoutMs} ms`);
+  if (reply === "closed") throw startFailure(id, p, "conmon ended without reporting the job created");
+  if (reply.pid <= 0) throw startFailure(id, p, reply.message ?? "the runtime did not create the job");
   const conmonPid = readPid(p.conmonPidFile);
   if (conmonPid === undefined) throw startFailure(id, p, "conmon wrote no pidfile");
   return { conmonPid };
+}
+
+/** What conmon said on its sync pipe: the container's pid (≤ 0 when create failed) or why nothing came. */
+type SyncReply = { pid: number; message?: string } | "closed" | "timeout";
+
+/** Parses conmon's sync-pipe line (API version 1: `{"data": N}` plus `"message"` on failure). */
+export function parseSyncReply(line: string): { pid: number; message?: string } | undefined {
+  try {
+    const msg = JSON.parse(line) as { data?: unknown; pid?: unknown; message?: unknown };
+    const pid = typeof msg.data === "number" ? msg.data : typeof msg.pid === "number" ? msg.pid : undefined;
+    if (pid === undefined) return undefined;
+    return typeof msg.message === "string" && msg.message ? { pid, message: msg.message } : { pid };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits for the first line conmon writes to the sync pipe (fd 3 of `child`), then closes the daemon's end.
+ * "closed" when the pipe ends first (conmon failed, or its first process exited non-zero), "timeout" after
+ * `timeoutMs`; a spawn failure rejects.
+ */
+function readSyncReply(child: ChildProcess, timeoutMs: number): Promise<SyncReply> {
+  const pipe = child.stdio[3] as Readable;
+  return new Promise<SyncReply>((resolve, reject) => {
+    let text = "";
+    const done = (r: SyncReply) => {
+      clearTimeout(timer);
+      pipe.removeAllListeners("data");
+      pipe.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done("timeout"), timeoutMs);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      pipe.destroy();
+      reject(err);
+    });
+    pipe.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      const nl = text.indexOf("\n");
+      if (nl < 0) return;
+      done(parseSyncReply(text.slice(0, nl)) ?? { pid: -1, message: `conmon wrote ${JSON.stringify(text.slice(0, nl))} on its sync pipe` });
+    });
+    pipe.once("end", () => done("closed"));
+    pipe.once("error", () => done("closed"));
+  });
 }
 
 /** The pid in `file`, or undefined when the file is missing or not yet written. */
