@@ -466,7 +466,7 @@ export class JobService {
     // The outcome is recorded first (followers and `rnx run` see the end at once); the container and cgroup
     // are removed after it, and a stop returns only then. A crash in between is cleaned up by recover().
     this.transition(id, status, patch, false);
-    await this.cleanup(id);
+    await this.cleanup(id, true);
     const tRemoved = performance.now();
     this.wakeFinalWaiters(id);
     await this.logKeeper.capJob(id);
@@ -478,10 +478,13 @@ export class JobService {
     this.prune();
   }
 
-  /** Removes a job's container (and anything left in it) and cgroup; logs, never throws. */
-  private async cleanup(id: string): Promise<void> {
+  /**
+   * Removes a job's container (and anything left in it) and cgroup; logs, never throws. `ended`: the job's
+   * PID 1 has exited (its exit file exists), so the runtime's own delete can be skipped (removeEnded).
+   */
+  private async cleanup(id: string, ended = false): Promise<void> {
     const log = this.log.child({ jobId: id });
-    await this.runtime.remove(id).catch((err: unknown) => log.error({ err }, "removing the job's container failed"));
+    await (ended ? this.runtime.removeEnded(id) : this.runtime.remove(id)).catch((err: unknown) => log.error({ err }, "removing the job's container failed"));
     await this.cgroups.remove(this.cgroupPath(id)).catch((err: unknown) => log.error({ err }, "removing the job's cgroup failed"));
   }
 
