@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     console.log(hostLine());
     console.log("results (medians):");
     row("bare runc run true (same spec)", ms(b));
-    row("RunJob in the daemon (its log)", ms(s), `+${(s - b).toFixed(1)} ms over runc  (target ≤ +10 ms)`);
+    row("RunJob in the daemon (its log)", ms(s), `${s - b >= 0 ? "+" : "−"}${Math.abs(s - b).toFixed(1)} ms over runc  (target ≤ +10 ms)`);
     row("RunJob as the client sees it", ms(median(client)));
   } finally {
     c.close();
