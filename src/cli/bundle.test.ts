@@ -116,6 +116,33 @@ describe("the bundled rnx (one file, Node only)", () => {
     assert.deepEqual(call.messages.map((m) => m.part?.$case), ["header", "entry", "data", "end"]);
   });
 
+  test("bin/rnx runs the program with the build's code cache, and without it when the cache does not fit", async () => {
+    // A package layout: bin/rnx, dist/rnx.mjs and the cache the build trained.
+    const pkgDir = path.join(dir, "pkg");
+    mkdirSync(path.join(pkgDir, "bin"), { recursive: true });
+    mkdirSync(path.join(pkgDir, "dist"));
+    copyFileSync(path.join(root, "bin", "rnx"), path.join(pkgDir, "bin", "rnx"));
+    copyFileSync(path.join(dir, "build", "rnx.mjs"), path.join(pkgDir, "dist", "rnx.mjs"));
+    const cache = path.join(pkgDir, "dist", "rnx.mjs.cache");
+    copyFileSync(path.join(dir, "build", "rnx.mjs.cache"), cache);
+    const list = async () => {
+      const r = await runNode(path.join(pkgDir, "bin", "rnx"), ["--config", daemon.configPath, "list"], pkgDir, { RNX_DEBUG_CODE_CACHE: "1" });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^ID +STATUS .*\n0d5c6f3a +COMPLETED /);
+      return /^rnx: code cache (\w+)$/m.exec(r.stderr)?.[1];
+    };
+    assert.equal(await list(), "used");
+    // Another bundle's (or Node version's) cache is not even handed to V8; a damaged one V8 rejects.
+    const good = readFileSync(cache);
+    writeFileSync(cache, good.toString("latin1").replace(/^rnx-code-cache [0-9a-f]{8}/, "rnx-code-cache 00000000"), "latin1");
+    assert.equal(await list(), "absent");
+    const nl = good.indexOf(10);
+    writeFileSync(cache, Buffer.concat([good.subarray(0, nl + 1), Buffer.alloc(4096, 7)]));
+    assert.equal(await list(), "rejected");
+    rmSync(cache);
+    assert.equal(await list(), "absent");
+  });
+
   test("errors keep their exit codes: no config is 5, a bad flag 2", async () => {
     const none = await runNode(bundle, ["list"], path.dirname(bundle));
     assert.equal(none.code, 5);
