@@ -4,7 +4,6 @@ import { Command, InvalidArgumentError } from "commander";
 import { readFileSync } from "node:fs";
 import { JobletError } from "../shared/errors.js";
 import { daemonConfigSearchPath, loadDaemonConfig } from "../shared/config/daemon.js";
-import { releaseYoungGeneration } from "./young-generation.js";
 
 const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -29,8 +28,6 @@ const program = new Command("joblet")
     // A bug in one call must not take the daemon (and every follower) down: log it with its stack and go on.
     process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (a bug)"));
     const daemon = await startDaemon(config, log);
-    // Serving: from now on the young generation may grow with the load (bin/joblet held it during start-up).
-    releaseYoungGeneration();
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -59,7 +56,6 @@ program
   .option("--force", "overwrite existing configs (issues a new CA: old client certificates stop working)", false)
   .option("--state-dir <dir>", "the daemon's state dir, an absolute path (default: DIR/state)")
   .action(async (opts: { dir: string; address: string; port: number; names: string; force: boolean; stateDir?: string }) => {
-    releaseYoungGeneration();
     const { runInit } = await import("./init/init.js");
     const names = opts.names.split(",").map((s) => s.trim()).filter(Boolean);
     const res = await runInit({ dir: opts.dir, address: opts.address, port: opts.port, names, force: opts.force, ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }) });
@@ -77,7 +73,6 @@ program
   .option("-c, --config <file>", `daemon config file (default: first of ${daemonConfigSearchPath().join(", ")})`)
   .option("--json", "print the report as JSON: {configFile, ok, checks: [{id, title, status, found, hint}], durationMs}", false)
   .action(async (opts: { config?: string; json: boolean }, cmd: Command) => {
-    releaseYoungGeneration();
     const { runDoctor } = await import("./doctor/doctor.js");
     const { formatReport } = await import("./doctor/report.js");
     const report = await runDoctor(opts.config ?? (cmd.parent?.opts() as { config?: string } | undefined)?.config);
