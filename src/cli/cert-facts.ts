@@ -1,6 +1,7 @@
 // What rnx needs to know about the certificates in its config, read with Node's built-in X509Certificate
 // (no extra library on the CLI's start-up path): subject, role, validity, issuer match. Keys never pass here.
 import { X509Certificate } from "node:crypto";
+import { roleFromOU } from "../shared/tls/role.js";
 
 /** A certificate's facts for messages and `rnx nodes`. */
 export interface CertFacts {
@@ -33,7 +34,7 @@ export function certFacts(pem: string): CertFacts | undefined {
   return {
     subject: attrs.join(", "),
     commonName: values("CN")[0],
-    role: roleOf(ous),
+    role: roleFromOU(ous),
     organizationalUnits: ous,
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
@@ -53,11 +54,3 @@ export function isIssuedBy(certPem: string, caPem: string): boolean | undefined 
   }
 }
 
-// The daemon's rule (src/shared/tls/certs.ts roleFromOU), restated here so the CLI need not load an X.509
-// library to print a role: OU compared case-insensitively, admin wins over viewer.
-function roleOf(ous: readonly string[]): "admin" | "viewer" | undefined {
-  const units = ous.map((u) => u.trim().toLowerCase());
-  if (units.includes("admin")) return "admin";
-  if (units.includes("viewer")) return "viewer";
-  return undefined;
-}

@@ -3,7 +3,7 @@
 import type { PeerCertificate } from "node:tls";
 import { JobletError } from "../../shared/errors.js";
 import { normalizeSerial } from "../../shared/config/daemon.js";
-import { roleFromOU, type CertRole } from "../../shared/tls/certs.js";
+import { roleFromOU, type CertRole } from "../../shared/tls/role.js";
 
 /** The authenticated client of one call. */
 export interface Caller {

@@ -90,6 +90,6 @@ export function findV1Hierarchies(root = "/sys/fs/cgroup", mountinfoPath = "/pro
     const controllers = m.superOptions.filter((o) => V1_CONTROLLERS.has(o) || o.startsWith("name="));
     byDevice.set(key, { dir: m.mountPoint, controllers });
   }
-  if (byDevice.size > 0) return [...byDevice.values()].sort((a, b) => a.dir.localeCompare(b.dir));
+  if (byDevice.size > 0) return [...byDevice.values()].sort((a, b) => (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0)); // not localeCompare: it loads ICU's collation data (~2.7 MiB)
   return scanV1Dirs(root).map((dir) => ({ dir, controllers: path.basename(dir).split(",").filter((c) => c !== "") }));
 }

@@ -9,9 +9,11 @@ import { isIP } from "node:net";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { JobletError, invalidArgument } from "../errors.js";
+import { roleFromOU, type CertRole } from "./role.js";
+
+export { roleFromOU, type CertRole };
 
 /** The role a client certificate grants, read from its OU. */
-export type CertRole = "admin" | "viewer";
 
 /** What `generatePki` needs: where clients will reach the daemon. */
 export interface PkiOptions {
@@ -166,13 +168,6 @@ export function describeCertificate(pem: string): CertificateInfo {
   };
 }
 
-/** The role named by a certificate's OU (case-insensitive); with several OUs, admin wins over viewer. */
-export function roleFromOU(ou: string | readonly string[] | undefined): CertRole | undefined {
-  const units = (typeof ou === "string" ? [ou] : (ou ?? [])).map((u) => u.trim().toLowerCase());
-  if (units.includes("admin")) return "admin";
-  if (units.includes("viewer")) return "viewer";
-  return undefined;
-}
 
 /** Checks a host name or IP literal as given on the command line; returns it without IPv6 brackets. */
 export function checkHost(field: string, value: unknown): string {
