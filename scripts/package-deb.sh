@@ -37,6 +37,8 @@ log "compiling TypeScript into the package"
 # Test helpers and benchmarks are compiled too (tsconfig.build.json excludes only *.test.ts); they are not shipped.
 rm -rf "$APP/dist/cli/test-support"
 find "$APP/dist" -name '*.bench.js' -delete
+log "bundling rnx (one file, with its V8 code cache)"
+(cd "$ROOT" && node scripts/bundle-cli.mjs --outfile "$APP/dist/rnx.mjs") >&2
 
 log "installing production dependencies (npm ci --omit=dev)"
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$APP/"
