@@ -543,9 +543,15 @@ export class JobService {
     this.finalWaiters.delete(id);
   }
 
+  /** True once the job is final and its end handled; a job already deleted (retention, rm) counts as final. */
+  private isSettled(id: string): boolean {
+    const job = this.store.get(id);
+    return (!job || isFinal(job.status)) && !this.finalizing.has(id);
+  }
+
   /** Resolves true once the job is final, false after `timeoutMs`. */
   private waitFinal(id: string, timeoutMs: number): Promise<boolean> {
-    if (isFinal(this.mustGet(id).status) && !this.finalizing.has(id)) return Promise.resolve(true);
+    if (this.isSettled(id)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiters = this.finalWaiters.get(id) ?? new Set();
       this.finalWaiters.set(id, waiters);
@@ -555,11 +561,18 @@ export class JobService {
       };
       const timer = setTimeout(() => {
         waiters.delete(wake);
-        resolve(isFinal(this.mustGet(id).status) && !this.finalizing.has(id));
+        // A timer must not throw: the job may have been pruned meanwhile (that crashed the daemon once).
+        resolve(this.isSettled(id));
       }, timeoutMs);
       waiters.add(wake);
-      // The exit may already be on disk: do not wait for the next scan to notice it.
-      void this.finalize(id);
+      // The exit may already be on disk: do not wait for the next scan to notice it. A finalisation already
+      // running may have woken the waiters before this one was added: its end wakes this one too.
+      void this.finalize(id).then(() => {
+        if (this.isSettled(id) && waiters.has(wake)) {
+          waiters.delete(wake);
+          wake();
+        }
+      });
     });
   }
 
