@@ -3,8 +3,8 @@
 // file, fsync, rename, fsync of the directory) BEFORE it punches a range, so whoever reads the sidecar after
 // reading log bytes knows whether those bytes may have been punched. Holes are only ever added or extended,
 // never removed, while the log exists: an unreadable or missing sidecar never shrinks what a reader knows.
-import { readFileSync } from "node:fs";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
+import { open, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { JobletError } from "../../shared/errors.js";
 
@@ -159,15 +159,13 @@ export class HoleWatch {
   /** Re-reads the sidecar if it changed (or if `force`); true when the hole list changed. */
   async refresh(force = false): Promise<boolean> {
     const p = holesPathFor(this.logPath);
-    let key: string;
-    try {
-      const st = await stat(p, { bigint: true });
-      key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      // No sidecar (never punched, or the log was removed while we read it): holes never disappear.
-      return false;
-    }
+    // Readers call this after every read of the log (1024 times per GiB, and on every wake-up of a follower),
+    // and most logs have no sidecar. An asynchronous stat that fails costs ~50 µs of CPU (a thread-pool trip
+    // and an Error with a stack); a synchronous one of a local file that returns undefined costs ~3 µs.
+    const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+    // No sidecar (never punched, or the log was removed while we read it): holes never disappear.
+    if (st === undefined) return false;
+    const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     if (key === this.key && !force) return false;
     const next = await readHoles(this.logPath);
     this.key = key;
