@@ -10,11 +10,17 @@
 // Every reader is `wc -c` (it must read every byte of a pipe) and its count is checked against the size.
 // The daemon runs with no per-job log cap (logs.maxJobLogMB 0): a 1 GiB job's log is larger than the
 // default 1 GiB cap, and retention punching the middle out would change what is measured.
+// Besides wall times it prints CPU seconds per GiB: of the daemon (from /proc) and of the pipeline's own
+// processes (rnx or runc and the container, and wc; the shell's `times`). On a loaded host they vary less.
 // Run as root: node --import tsx bench/log-throughput.ts
-//   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024),
-//   BENCH_CPU_PROF=DIR (profiles of the daemon and of every rnx process written to DIR).
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+//   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024; 0 skips a workload),
+//   BENCH_DAEMON_NODE_FLAGS / BENCH_RNX_NODE_FLAGS: Node flags for the daemon (restarted with them after the
+//   harness started it) and for rnx, e.g. BENCH_DAEMON_NODE_FLAGS=--initial-heap-size=32,
+//   BENCH_CPU_PROF=DIR: --cpu-prof of the daemon and of every rnx process into DIR,
+//   BENCH_BUILD=DIR: run bin/joblet and bin/rnx of another checkout or build (with its dist/ and node_modules),
+//   to compare builds without rebuilding this one.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { ROOT, TestDaemon } from "../test/integration/harness.js";
 import { bundleFromDaemon, hostLine, median, msSince, row, writeRunBundle, type RuncBundle } from "./lib.js";
@@ -23,7 +29,13 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DD_MB = Number(process.env.BENCH_DD_MB ?? 1024);
 const LINES_MB = Number(process.env.BENCH_LINES_MB ?? 1024);
 const PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-const RNX = path.join(ROOT, "bin", "rnx");
+const PROF_FLAGS = PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : [];
+const words = (s: string | undefined): string[] => (s ?? "").split(" ").filter(Boolean);
+const DAEMON_FLAGS = [...words(process.env.BENCH_DAEMON_NODE_FLAGS), ...PROF_FLAGS];
+const RNX_FLAGS = [...words(process.env.BENCH_RNX_NODE_FLAGS), ...PROF_FLAGS];
+const BUILD = process.env.BENCH_BUILD ? path.resolve(process.env.BENCH_BUILD) : ROOT;
+const JOBLET = path.join(BUILD, "bin", "joblet");
+const RNX = path.join(BUILD, "bin", "rnx");
 const MiB = 1 << 20;
 // 99 characters plus the newline `yes` adds: 100-byte lines.
 const LINE = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3).slice(0, 99);
@@ -65,12 +77,12 @@ function shellTimeMs(t: string): number {
  * Runs `sh -c "<argv> | wc -c; times"`; resolves with its wall and CPU time, and the CPU `daemonPid` used
  * meanwhile. Throws unless it exits 0 and wc counted `bytes`.
  */
-function timePiped(argv: readonly string[], bytes: number, daemonPid?: number, env?: NodeJS.ProcessEnv): Promise<Timing> {
+function timePiped(argv: readonly string[], bytes: number, daemonPid?: number): Promise<Timing> {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   return new Promise((resolve, reject) => {
     const d0 = daemonPid === undefined ? 0 : processCpuMs(daemonPid);
     const t0 = process.hrtime.bigint();
-    const p = spawn("sh", ["-c", `${quoted} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+    const p = spawn("sh", ["-c", `${quoted} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -94,37 +106,30 @@ function logIds(d: TestDaemon): Set<string> {
   return new Set(readdirSync(path.join(d.dir, "state", "logs")).filter((f) => f.endsWith(".log")).map((f) => f.slice(0, -4)));
 }
 
-// Node refuses --cpu-prof in NODE_OPTIONS, and the harness starts the daemon itself: with BENCH_CPU_PROF a
-// module preloaded through NODE_OPTIONS (--import is allowed there) runs the same V8 profiler through
-// node:inspector and writes `<program>-<pid>.cpuprofile` into PROF_DIR at exit (in-thread session calls
-// answer synchronously, so the exit handler can still stop it).
-const PRELOAD = `
-import { Session } from "node:inspector";
-import { writeFileSync } from "node:fs";
-import path from "node:path";
-const s = new Session();
-s.connect();
-s.post("Profiler.enable");
-s.post("Profiler.start");
-process.on("exit", () => {
-  s.post("Profiler.stop", (err, res) => {
-    if (!err) writeFileSync(path.join(process.env.BENCH_CPU_PROF, path.basename(process.argv[1] ?? "node") + "-" + process.pid + ".cpuprofile"), JSON.stringify(res.profile));
+/**
+ * Stops the harness's daemon process (jobs and state stay) and starts `node <flags> <BUILD>/bin/joblet` on the
+ * same config; resolves with the process once it serves. Stop it with SIGTERM (a CPU profile is written at exit).
+ */
+async function relaunchWithFlags(d: TestDaemon, flags: readonly string[]): Promise<ChildProcess> {
+  await d.stopProcess("SIGTERM");
+  const proc = spawn(process.execPath, [...flags, JOBLET, "--config", d.configFile], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start with ${flags.join(" ")}:\n${log}`)), 20_000);
+    proc.stderr!.on("data", (x: Buffer) => {
+      log += x.toString();
+      if (log.includes('"joblet serving"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code}:\n${log}`));
+    });
   });
-});
-`;
-
-/** NODE_OPTIONS that profile a Node process (see PRELOAD), or undefined without BENCH_CPU_PROF. */
-function profOptions(): string | undefined {
-  if (!PROF_DIR) return undefined;
-  const file = path.join(PROF_DIR, "preload.mjs");
-  writeFileSync(file, PRELOAD);
-  return `--import=${file}`;
-}
-
-/** Environment of an rnx process: profiled with BENCH_CPU_PROF. */
-function rnxEnv(): NodeJS.ProcessEnv {
-  const opts = profOptions();
-  return opts ? { ...process.env, NODE_OPTIONS: opts, BENCH_CPU_PROF: PROF_DIR } : process.env;
+  proc.removeAllListeners("exit");
+  return proc;
 }
 
 /** MB/s (10^6 bytes per second) of `bytes` in `ms`. */
@@ -140,9 +145,9 @@ interface Runs {
 }
 
 /** Runs workload `w` `runs` times, each time bare runc, then rnx run, then rnx log of that job (then removes it). */
-async function measure(d: TestDaemon, b: RuncBundle, w: Workload, runs: number): Promise<Runs> {
+async function measure(d: TestDaemon, daemonPid: number, b: RuncBundle, w: Workload, runs: number): Promise<Runs> {
   const r: Runs = { base: [], follow: [], replay: [] };
-  const rnx = [process.execPath, RNX, "--config", d.rnxConfigFile];
+  const rnx = [process.execPath, ...RNX_FLAGS, RNX, "--config", d.rnxConfigFile];
   const s = (t: Timing): string => `${(t.wallMs / 1000).toFixed(2)} s`;
   for (let i = 0; i < runs; i++) {
     const id = `lt-${process.pid}-${i}-${w.bytes}`;
@@ -150,11 +155,11 @@ async function measure(d: TestDaemon, b: RuncBundle, w: Workload, runs: number):
     r.base.push(await timePiped(["runc", "--root", b.stateRoot, "run", "-b", dir, id], w.bytes));
 
     const before = logIds(d);
-    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, d.pid, rnxEnv()));
+    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, daemonPid));
     const fresh = [...logIds(d)].filter((x) => !before.has(x));
     if (fresh.length !== 1) throw new Error(`expected one new job log, found ${fresh.length}`);
     const jobId = fresh[0]!;
-    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, d.pid, rnxEnv()));
+    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, daemonPid));
     const rm = await d.rnx(["rm", jobId]);
     if (rm.code !== 0) throw new Error(`rnx rm ${jobId}: ${rm.stderr}`);
     console.log(`    run ${i + 1}/${runs}: runc ${s(r.base.at(-1)!)}, rnx run ${s(r.follow.at(-1)!)}, rnx log ${s(r.replay.at(-1)!)}`);
@@ -173,29 +178,30 @@ function report(name: string, w: Workload, ts: Timing[], base: Timing[] | null):
 
 async function main(): Promise<void> {
   console.log(`log-throughput: job output through rnx run / rnx log vs bare runc run into a pipe, ${RUNS} runs`);
+  if (BUILD !== ROOT) console.log(`build: ${BUILD}`);
+  if (DAEMON_FLAGS.length || RNX_FLAGS.length) console.log(`node flags: daemon [${DAEMON_FLAGS.join(" ")}], rnx [${RNX_FLAGS.join(" ")}]`);
   console.log(hostLine());
   if (PROF_DIR) mkdirSync(PROF_DIR, { recursive: true });
-  // The daemon inherits this process's environment: NODE_OPTIONS set only while it starts profiles it alone
-  // (and `joblet init`).
-  const opts = profOptions();
-  if (opts) process.env.NODE_OPTIONS = opts;
   const d = await TestDaemon.start({ logging: { level: "info" }, logs: { maxJobLogMB: 0 } });
-  delete process.env.NODE_OPTIONS;
   const bundle = await bundleFromDaemon(d);
+  const own = DAEMON_FLAGS.length || BUILD !== ROOT ? await relaunchWithFlags(d, DAEMON_FLAGS) : undefined;
   try {
     for (const w of WORKLOADS) {
       console.log(`${w.name}:`);
       // One unmeasured run warms the page cache, the rootfs and the daemon's JIT.
-      await measure(d, bundle, w, 1);
-      const r = await measure(d, bundle, w, RUNS);
+      await measure(d, own?.pid ?? d.pid, bundle, w, 1);
+      const r = await measure(d, own?.pid ?? d.pid, bundle, w, RUNS);
       console.log(hostLine());
       report("bare runc run | wc -c", w, r.base, null);
       report("rnx run (live follow) | wc -c", w, r.follow, r.base);
       report("rnx log (finished job) | wc -c", w, r.replay, r.base);
     }
   } finally {
-    // A profile is written at a normal exit: SIGTERM (destroy() kills with SIGKILL).
-    if (PROF_DIR) await d.stopProcess("SIGTERM");
+    if (own && own.exitCode === null && own.signalCode === null) {
+      const exited = new Promise((resolve) => own.once("exit", resolve));
+      own.kill("SIGTERM");
+      await exited;
+    }
     bundle.destroy();
     await d.destroy();
   }
