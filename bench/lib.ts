@@ -176,3 +176,9 @@ export function writeRunBundle(b: RuncBundle, id: string, args: string[]): strin
   writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
   return dir;
 }
+
+/** The Node flags in the `#!/usr/bin/env -S node …` line of `file` (bin/joblet's, as systemd and a shell run it). */
+export function shebangNodeFlags(file: string): string[] {
+  const first = readFileSync(file, "utf8").split("\n", 1)[0]!;
+  return (/^#!\/usr\/bin\/env -S node (.*)$/.exec(first)?.[1] ?? "").split(" ").filter(Boolean);
+}

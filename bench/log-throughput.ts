@@ -14,8 +14,8 @@
 // processes (rnx or runc and the container, and wc; the shell's `times`). On a loaded host they vary less.
 // Run as root: node --import tsx bench/log-throughput.ts
 //   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024; 0 skips a workload),
-//   BENCH_DAEMON_NODE_FLAGS / BENCH_RNX_NODE_FLAGS: Node flags for the daemon (restarted with them after the
-//   harness started it) and for rnx, e.g. BENCH_DAEMON_NODE_FLAGS=--initial-heap-size=32,
+//   BENCH_DAEMON_NODE_FLAGS / BENCH_RNX_NODE_FLAGS: more Node flags for the daemon (which always gets those
+//   of bin/joblet's `#!` line, as systemd runs it) and for rnx, e.g. BENCH_DAEMON_NODE_FLAGS=--initial-heap-size=32,
 //   BENCH_CPU_PROF=DIR: --cpu-prof of the daemon and of every rnx process into DIR,
 //   BENCH_BUILD=DIR: run bin/joblet and bin/rnx of another checkout or build (with its dist/ and node_modules),
 //   to compare builds without rebuilding this one.
@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { ROOT, TestDaemon } from "../test/integration/harness.js";
-import { bundleFromDaemon, hostLine, median, msSince, row, writeRunBundle, type RuncBundle } from "./lib.js";
+import { bundleFromDaemon, hostLine, median, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DD_MB = Number(process.env.BENCH_DD_MB ?? 1024);
@@ -31,11 +31,11 @@ const LINES_MB = Number(process.env.BENCH_LINES_MB ?? 1024);
 const PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
 const PROF_FLAGS = PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : [];
 const words = (s: string | undefined): string[] => (s ?? "").split(" ").filter(Boolean);
-const DAEMON_FLAGS = [...words(process.env.BENCH_DAEMON_NODE_FLAGS), ...PROF_FLAGS];
-const RNX_FLAGS = [...words(process.env.BENCH_RNX_NODE_FLAGS), ...PROF_FLAGS];
 const BUILD = process.env.BENCH_BUILD ? path.resolve(process.env.BENCH_BUILD) : ROOT;
 const JOBLET = path.join(BUILD, "bin", "joblet");
 const RNX = path.join(BUILD, "bin", "rnx");
+const DAEMON_FLAGS = [...shebangNodeFlags(JOBLET), ...words(process.env.BENCH_DAEMON_NODE_FLAGS), ...PROF_FLAGS];
+const RNX_FLAGS = [...words(process.env.BENCH_RNX_NODE_FLAGS), ...PROF_FLAGS];
 const MiB = 1 << 20;
 // 99 characters plus the newline `yes` adds: 100-byte lines.
 const LINE = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3).slice(0, 99);
@@ -179,12 +179,14 @@ function report(name: string, w: Workload, ts: Timing[], base: Timing[] | null):
 async function main(): Promise<void> {
   console.log(`log-throughput: job output through rnx run / rnx log vs bare runc run into a pipe, ${RUNS} runs`);
   if (BUILD !== ROOT) console.log(`build: ${BUILD}`);
-  if (DAEMON_FLAGS.length || RNX_FLAGS.length) console.log(`node flags: daemon [${DAEMON_FLAGS.join(" ")}], rnx [${RNX_FLAGS.join(" ")}]`);
+  console.log(`node flags: daemon [${DAEMON_FLAGS.join(" ")}], rnx [${RNX_FLAGS.join(" ")}]`);
   console.log(hostLine());
   if (PROF_DIR) mkdirSync(PROF_DIR, { recursive: true });
+  // The harness starts this checkout's daemon with JOBLET_DAEMON_NODE_ARGS; another build's is started here.
+  process.env.JOBLET_DAEMON_NODE_ARGS = DAEMON_FLAGS.join(" ");
   const d = await TestDaemon.start({ logging: { level: "info" }, logs: { maxJobLogMB: 0 } });
   const bundle = await bundleFromDaemon(d);
-  const own = DAEMON_FLAGS.length || BUILD !== ROOT ? await relaunchWithFlags(d, DAEMON_FLAGS) : undefined;
+  const own = BUILD !== ROOT ? await relaunchWithFlags(d, DAEMON_FLAGS) : undefined;
   try {
     for (const w of WORKLOADS) {
       console.log(`${w.name}:`);
@@ -197,6 +199,8 @@ async function main(): Promise<void> {
       report("rnx log (finished job) | wc -c", w, r.replay, r.base);
     }
   } finally {
+    // A CPU profile is written at a normal exit: SIGTERM first (destroy() kills with SIGKILL).
+    if (PROF_DIR && !own) await d.stopProcess("SIGTERM");
     if (own && own.exitCode === null && own.signalCode === null) {
       const exited = new Promise((resolve) => own.once("exit", resolve));
       own.kill("SIGTERM");
