@@ -67,6 +67,16 @@ export class RuntimeClient {
   }
 }
 
+/** Bytes read from the non-blocking FIFO `fd`; 0 when there are none yet. */
+function readStartByte(fd: number, buf: Buffer): number {
+  try {
+    return readSync(fd, buf, 0, buf.length, null);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+    return 0;
+  }
+}
+
 /**
  * Takes the start byte from a created container's exec FIFO and removes the FIFO. False when `fifo` is not
  * a FIFO (the caller then runs the runtime's own start). Throws FAILED_PRECONDITION when the init died
@@ -87,14 +97,11 @@ async function startThroughFifo(fifo: string, id: string, initPid: number | unde
     const buf = Buffer.alloc(16);
     for (;;) {
       // 0 bytes until the init's open for writing completes and it writes; EAGAIN while it is open but empty.
-      let n = 0;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      }
-      if (n > 0) break;
+      if (readStartByte(fd, buf) > 0) break;
       if (initPid !== undefined && !isAlive(initPid)) {
+        // A short job may open the FIFO, write the start byte, exec and exit between the read above and
+        // this check: the byte then waits in the pipe, and the job did start (seen with `true` under load).
+        if (readStartByte(fd, buf) > 0) break;
         throw new JobletError("FAILED_PRECONDITION", `job ${id} could not start: its container's init process ${initPid} ended before the start`);
       }
       if (Date.now() > deadline) {
