@@ -11,7 +11,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Jobs, RunJobRes } from "../src/shared/proto/joblet.js";
 import { ROOT, TestDaemon, unary } from "../test/integration/harness.js";
-import { hostLine, row } from "./lib.js";
+import { hostLine, row, shebangNodeFlags } from "./lib.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100);
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 60);
@@ -47,12 +47,6 @@ function statusBytes(pid: number, field: string): number {
   return Number(m[1]) * 1024;
 }
 
-/** The Node flags in bin/joblet's `#!/usr/bin/env -S node …` line. */
-function shebangNodeFlags(): string {
-  const first = readFileSync(`${ROOT}/bin/joblet`, "utf8").split("\n", 1)[0]!;
-  return /^#!\/usr\/bin\/env -S node (.*)$/.exec(first)?.[1]?.trim() ?? "";
-}
-
 /** VmRSS of `pid` with its anonymous and file-backed parts. */
 function rssLine(pid: number): string {
   return `${mib(statusBytes(pid, "VmRSS"))} (anon ${mib(statusBytes(pid, "RssAnon"))}, file ${mib(statusBytes(pid, "RssFile"))})`;
@@ -66,7 +60,7 @@ function mib(bytes: number): string {
 async function main(): Promise<void> {
   console.log(`daemon-rss: joblet RSS idle and with ${JOBS} running sleep 30 jobs; conmon RSS per job`);
   console.log(hostLine());
-  process.env.JOBLET_DAEMON_NODE_ARGS ??= shebangNodeFlags();
+  process.env.JOBLET_DAEMON_NODE_ARGS ??= shebangNodeFlags(`${ROOT}/bin/joblet`).join(" ");
   console.log(`daemon Node flags: ${process.env.JOBLET_DAEMON_NODE_ARGS || "(none)"}`);
   const d = await TestDaemon.start({ joblet: { maxConcurrentJobs: Math.max(200, JOBS * 2) }, logging: { level: "info" } });
   const c = d.client();

@@ -36,12 +36,13 @@ export async function receiveUpload(call: ServerDuplexStream<UploadReq, UploadRe
   // longer send its status: the client would never hear why its upload was refused.
   const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<UploadReq>;
   let session: UploadSession | undefined;
+  /** Settles when the session ends from outside (stop, idle, shutdown); made once, raced with every message. */
+  let ended: Promise<"ended"> | undefined;
   let entries = 0;
   let bytes = 0;
 
   /** The next message; undefined when the client half-closed. Throws when the call or the session ended. */
   async function next(): Promise<UploadReq | undefined> {
-    const ended = session?.settled.then(() => "ended" as const);
     const r = await Promise.race([messages.next(), gone, ...(ended ? [ended] : [])]);
     if (r === "gone") throw new ClientGone(`the client went away after ${entries} entries and ${bytes} bytes`);
     if (r === "ended") throw new JobletError("FAILED_PRECONDITION", session?.failure ?? "the upload ended");
@@ -61,6 +62,7 @@ export async function receiveUpload(call: ServerDuplexStream<UploadReq, UploadRe
       bytes: header.totalBytes,
       entries: header.totalEntries,
     });
+    ended = session.settled.then(() => "ended" as const);
     const { maxBytes, maxEntries } = jobs.uploadLimits();
     call.write({ part: { $case: "accepted", accepted: { jobId: session.jobId, maxBytes, maxEntries } } });
     for (;;) {
