@@ -1,54 +1,56 @@
-// The gRPC client rnx uses: one channel to one daemon with the node's mTLS credentials, promise-returning
-// calls, and every failure turned into a JobletError (rpc-errors.ts). This is the only module that loads
-// grpc-js; commands import it lazily so `rnx --version` and `rnx --help` never pay for it.
-import * as grpc from "@grpc/grpc-js";
+// The gRPC client rnx uses: one HTTP/2 connection to one daemon with the node's mTLS credentials (grpc/,
+// a small gRPC-over-HTTP/2 client on node:http2), promise-returning calls, and every failure turned into a
+// JobletError (rpc-errors.ts). Messages are encoded and decoded with the generated codecs.
 import {
   JobletServiceService,
-  type JobletServiceClient,
   type DataChunk,
   type DeleteJobRes,
   type GetJobStatusRes,
   type Job,
-  type Jobs,
   type RunJobReq,
   type RunJobRes,
   type StopJobRes,
+  type UploadReq,
 } from "../shared/proto/joblet.js";
 import { JobletError } from "../shared/errors.js";
-import { withBulkEncoders } from "../shared/wire-codec.js";
+import { decodeDataChunk, encodeUploadReq } from "../shared/wire-codec.js";
+import { GrpcConnection } from "./grpc/connection.js";
+import { GrpcStatus, RpcError } from "./grpc/status.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
-import { UploadCall } from "./upload/call.js";
+import { UploadCall, type UploadStream } from "./upload/call.js";
+import { EventEmitter } from "node:events";
 
 /** How long a short call (status, list) may take, including connecting, in milliseconds. */
 const SHORT_CALL_MS = 30_000;
 /** RunJob and StopJob wait for the job to start or for its stop grace period, so they get longer, in milliseconds. */
 const LONG_CALL_MS = 120_000;
-/** Largest response accepted, bytes: a ListJobs of many thousands of jobs exceeds grpc-js's 4 MiB default. */
+/** Largest response accepted, bytes: a ListJobs of many thousands of jobs is tens of MiB. */
 const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+/** Decoded log chunks queued ahead of the consumer before the stream is paused (HTTP/2 then holds the server). */
+const LOG_QUEUE_CHUNKS = 16;
 
-/** The generated client, with one-copy encoding of upload data (see wire-codec.ts). */
-const Client = grpc.makeGenericClientConstructor(withBulkEncoders(JobletServiceService), "joblet.JobletService") as unknown as typeof JobletServiceClient;
+/** A method of the generated service definition: its path and codecs. */
+interface Method<Req, Res> {
+  readonly path: string;
+  requestSerialize(req: Req): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
 
-/** A connection to one daemon. Close it when done, or the process stays alive. */
+const S = JobletServiceService;
+
+/** A connection to one daemon. Close it when done. */
 export class RnxClient {
-  private readonly client: JobletServiceClient;
+  private readonly conn: GrpcConnection;
 
   constructor(readonly target: Target) {
     const { caPem, keyPem, certPem } = target.node;
-    const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem));
-    this.client = new Client(target.address, creds, {
-      "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
-      // After a daemon restart the channel must try again soon: grpc-js's default backoff grows to 120 s,
-      // and a follow that reconnects on a channel still backing off fails at once.
-      "grpc.initial_reconnect_backoff_ms": 200,
-      "grpc.max_reconnect_backoff_ms": 1000,
-    });
+    this.conn = new GrpcConnection({ address: target.address, caPem, keyPem, certPem });
   }
 
   /** Starts a job; resolves once the daemon reports it running. */
   runJob(req: RunJobReq): Promise<RunJobRes> {
-    return this.unary<RunJobRes>("RunJob", LONG_CALL_MS, (opts, cb) => this.client.runJob(req, new grpc.Metadata(), opts, cb));
+    return this.unary("RunJob", S.runJob, req, LONG_CALL_MS);
   }
 
   /**
@@ -60,7 +62,7 @@ export class RnxClient {
     const rpc = "RunJobWithUploads";
     const mapError = (err: unknown): Error => {
       if (!isRpcFailure(err)) return err instanceof Error ? err : new Error(String(err));
-      if (err.code === grpc.status.UNIMPLEMENTED) {
+      if (err.code === GrpcStatus.UNIMPLEMENTED) {
         return new JobletError("FAILED_PRECONDITION", `joblet at ${this.target.address} does not support uploads (--upload, --upload-dir): it does not implement ${rpc}`, {
           hint: "the server runs an older Joblet; upgrade it, or run the job without --upload/--upload-dir",
           cause: err,
@@ -68,29 +70,28 @@ export class RnxClient {
       }
       return rpcError(err, rpc, this.target);
     };
-    return new UploadCall(this.client.runJobWithUploads(), mapError, `joblet at ${this.target.address}`);
+    return new UploadCall(this.openUploadStream(), mapError, `joblet at ${this.target.address}`);
   }
 
   /** One job's full record; `id` may be a unique prefix. */
   getJobStatus(id: string): Promise<GetJobStatusRes> {
-    return this.unary<GetJobStatusRes>("GetJobStatus", SHORT_CALL_MS, (opts, cb) => this.client.getJobStatus({ id }, new grpc.Metadata(), opts, cb));
+    return this.unary("GetJobStatus", S.getJobStatus, { id }, SHORT_CALL_MS);
   }
 
   /** Stops a job; resolves once it is gone. */
   stopJob(id: string): Promise<StopJobRes> {
-    return this.unary<StopJobRes>("StopJob", LONG_CALL_MS, (opts, cb) => this.client.stopJob({ id }, new grpc.Metadata(), opts, cb));
+    return this.unary("StopJob", S.stopJob, { id }, LONG_CALL_MS);
   }
 
   /** Deletes a finished job's record, log and work dir; `id` may be a unique prefix. Resolves with the full ID. */
   async deleteJob(id: string): Promise<string> {
-    const res = await this.unary<DeleteJobRes>("DeleteJob", SHORT_CALL_MS, (opts, cb) => this.client.deleteJob({ id }, new grpc.Metadata(), opts, cb));
+    const res: DeleteJobRes = await this.unary("DeleteJob", S.deleteJob, { id }, SHORT_CALL_MS);
     return res.id;
   }
 
   /** Every job the daemon knows. */
   async listJobs(): Promise<Job[]> {
-    const res = await this.unary<Jobs>("ListJobs", SHORT_CALL_MS, (opts, cb) => this.client.listJobs({}, new grpc.Metadata(), opts, cb));
-    return res.jobs;
+    return (await this.unary("ListJobs", S.listJobs, {}, SHORT_CALL_MS)).jobs;
   }
 
   /**
@@ -98,31 +99,87 @@ export class RnxClient {
    * loop cancels the call. No deadline: a job may run for days.
    */
   async *logs(id: string, fromOffset = 0): AsyncGenerator<DataChunk> {
-    const call = this.client.getJobLogs({ id, fromOffset });
+    const queue: DataChunk[] = [];
+    let ended = false;
+    let failure: RpcError | undefined;
+    let wake: (() => void) | undefined;
+    const call = this.conn.call(S.getJobLogs.path, {
+      maxMessageBytes: MAX_RECEIVE_BYTES,
+      onMessage: (m) => {
+        queue.push(decodeDataChunk(m));
+        if (queue.length >= LOG_QUEUE_CHUNKS) call.pause();
+        wake?.();
+      },
+      onEnd: (err) => {
+        ended = true;
+        failure = err;
+        wake?.();
+      },
+    });
+    call.write(S.getJobLogs.requestSerialize({ id, fromOffset }));
+    call.end();
     try {
-      for await (const chunk of call as AsyncIterable<DataChunk>) yield chunk;
-    } catch (err) {
-      throw isRpcFailure(err) ? rpcError(err, "GetJobLogs", this.target) : err;
+      for (;;) {
+        const next = queue.shift();
+        if (next) {
+          if (queue.length === LOG_QUEUE_CHUNKS / 2) call.resume();
+          yield next;
+          continue;
+        }
+        if (ended) break;
+        call.resume();
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      if (failure) throw rpcError(failure, "GetJobLogs", this.target);
     } finally {
       call.cancel();
     }
   }
 
-  /** Closes the channel. */
+  /** Closes the connection. */
   close(): void {
-    this.client.close();
+    this.conn.close();
   }
 
-  private unary<T>(
-    rpc: string,
-    timeoutMs: number,
-    start: (opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: T) => void) => void,
-  ): Promise<T> {
+  private openUploadStream(): UploadStream {
+    const events = new EventEmitter();
+    const call = this.conn.call(S.runJobWithUploads.path, {
+      maxMessageBytes: MAX_RECEIVE_BYTES,
+      onMessage: (m) => events.emit("data", S.runJobWithUploads.responseDeserialize(m)),
+      onEnd: (err) => (err ? events.emit("error", err) : events.emit("end")),
+    });
+    call.onDrain = () => events.emit("drain");
+    return Object.assign(events, {
+      write: (msg: UploadReq) => call.write(encodeUploadReq(msg)),
+      end: () => call.end(),
+      cancel: () => call.cancel(),
+    });
+  }
+
+  private unary<Req, Res>(rpc: string, method: Method<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
     return new Promise((resolve, reject) => {
-      start({ deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(rpcError(err, rpc, this.target));
-        else resolve(res);
+      let response: Buffer | undefined;
+      let count = 0;
+      const call = this.conn.call(method.path, {
+        timeoutMs,
+        maxMessageBytes: MAX_RECEIVE_BYTES,
+        onMessage: (m) => {
+          response = m;
+          count++;
+        },
+        onEnd: (err) => {
+          if (!err && count !== 1) err = new RpcError(GrpcStatus.INTERNAL, `the server sent ${count} response messages to a unary call, not 1`);
+          if (err) return reject(rpcError(err, rpc, this.target));
+          try {
+            resolve(method.responseDeserialize(response!));
+          } catch (e) {
+            reject(rpcError(new RpcError(GrpcStatus.INTERNAL, `cannot decode the response: ${(e as Error).message}`), rpc, this.target));
+          }
+        },
       });
+      call.write(method.requestSerialize(req));
+      call.end();
     });
   }
 }

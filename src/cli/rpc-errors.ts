@@ -1,12 +1,12 @@
 // Turns a failed gRPC call into a JobletError that says what happened, with the address, node and file
-// involved, and what to do. Connection and TLS failures are diagnosed from grpc-js's error text plus what the
-// config's own certificates show (expired, not issued by the configured CA). No grpc-js import: status codes
-// are the stable numbers of the gRPC spec.
+// involved, and what to do. Connection and TLS failures are diagnosed from the error text (grpc/connection.ts
+// writes "[CODE] message" of the socket or TLS error, or says how far the connection got; grpc-js's texts are
+// understood too) plus what the config's own certificates show (expired, not issued by the configured CA).
 import { JobletError, type ErrorCode } from "../shared/errors.js";
 import { certFacts, isIssuedBy } from "./cert-facts.js";
 import type { Target } from "./target.js";
 
-/** The fields of a grpc-js ServiceError this module reads. */
+/** The fields of a failed call this module reads (grpc/status.ts's RpcError, or a grpc-js ServiceError). */
 export interface RpcFailure {
   readonly code: number;
   readonly details: string;
@@ -40,7 +40,7 @@ const GrpcStatus = {
 /** The RPCs that need the admin role; the others are open to viewers too. */
 const ADMIN_RPCS = new Set(["RunJob", "RunJobWithUploads", "StopJob", "DeleteJob"]);
 
-/** True for a value shaped like a grpc-js ServiceError. */
+/** True for a value shaped like a failed call (RpcError or grpc-js ServiceError). */
 export function isRpcFailure(err: unknown): err is RpcFailure {
   return (
     typeof err === "object" &&
@@ -120,8 +120,8 @@ function permissionError(err: RpcFailure, rpc: string, target: Target): JobletEr
 }
 
 /**
- * UNAVAILABLE covers everything from "nothing listens there" to a failed handshake; grpc-js puts the socket
- * or TLS error's text in `details` ("No connection established. Last error: Error: <text>").
+ * UNAVAILABLE covers everything from "nothing listens there" to a failed handshake; `details` holds the
+ * socket or TLS error's text (grpc-js's form: "No connection established. Last error: Error: <text>").
  */
 function connectionError(err: RpcFailure, rpc: string, target: Target): JobletError {
   const d = err.details;
@@ -164,6 +164,10 @@ function connectionError(err: RpcFailure, rpc: string, target: Target): JobletEr
   if (/certificate is not yet valid|CERT_NOT_YET_VALID/i.test(d)) {
     return say("TLS: the server's certificate is not valid yet", "check the clocks of this machine and the server");
   }
+  if (/connection to the server was lost/.test(d)) {
+    const why = /was lost: (.*)$/.exec(d)?.[1];
+    return say(`the connection was lost${why ? ` (${lastError(why)})` : ""}`, "check that the daemon still runs (it may have restarted) and try again");
+  }
   if (/wrong version number|packet length too long|unknown protocol|ECONNRESET|socket disconnected before secure TLS/i.test(d)) {
     // A daemon that refuses our certificate may also just reset the connection (TLS 1.3 sends no alert):
     // when our own files show why it would, say so.
@@ -176,7 +180,7 @@ function connectionError(err: RpcFailure, rpc: string, target: Target): JobletEr
     }
     return say(`the connection failed during the TLS handshake (${lastError(d)})`, "check that the address is a Joblet daemon's port (it speaks TLS only)");
   }
-  if (/Failed to connect|alert|certificate required|bad certificate|unknown ca/i.test(d)) {
+  if (/before HTTP\/2 started|Failed to connect|alert|certificate required|bad certificate|unknown ca/i.test(d)) {
     // The handshake succeeded on our side, then the daemon hung up: it rejected our client certificate.
     // Node's TLS server verifies it after the handshake and just closes the socket, so no alert explains it;
     // what the config's own files show is the best diagnosis available.
@@ -204,8 +208,10 @@ function visibleClientCertProblem(target: Target): string | undefined {
   return undefined;
 }
 
-/** grpc-js's "No connection established. Last error: Error: X. Resolution note: " → "X". */
+/** grpc-js's "No connection established. Last error: Error: X. Resolution note: " → "X"; "[CODE] X" → "X (CODE)". */
 function lastError(details: string): string {
   const m = /Last error: (?:Error(?: \[[A-Z_]+\])?: )?(.*?)\.? Resolution note:/.exec(details);
-  return m?.[1] ?? details;
+  if (m) return m[1]!;
+  const coded = /^(?:.*?: )?\[([A-Z0-9_]+)\] (.*)$/.exec(details);
+  return coded ? `${coded[2]} (${coded[1]})` : details;
 }

@@ -1,8 +1,9 @@
 // Encoders for the two messages that carry bulk bytes: UploadReq (a file's data, client → server) and
 // DataChunk (a job's output, server → client). The generated encoder writes through a growing buffer (a
 // 256 KiB payload is copied several times while it doubles) and grpc-js's serializer then copies the result
-// again; these write the protobuf wire format directly with one copy of the payload. Other messages, and
-// every decoder, stay the generated ones.
+// again; these write the protobuf wire format directly with one copy of the payload. Other messages stay
+// the generated ones. decodeDataChunk is rnx's decoder for DataChunk: the payload is a view, not a copy.
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { DataChunk, JobletServiceService, Stream, UploadReq } from "./proto/joblet.js";
 
 /** Wire type 2 (length-delimited) and 0 (varint) tags, precomputed: (field number << 3) | wire type. */
@@ -60,6 +61,27 @@ export function encodeDataChunk(msg: DataChunk): Buffer {
   n = putVarint(head, n, msg.payload.length);
   return join(head, n, msg.payload);
 }
+
+/**
+ * DataChunk from its wire form with `payload` a view of `bytes` (the generated decoder copies it): the caller
+ * must not reuse `bytes`. Unknown fields are skipped, as the generated decoder does.
+ */
+export function decodeDataChunk(bytes: Uint8Array): DataChunk {
+  const reader = new BinaryReader(bytes);
+  const msg: DataChunk = { payload: EMPTY, stream: Stream.STREAM_UNSPECIFIED, offset: 0 };
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag === TAG_CHUNK_PAYLOAD) msg.payload = toBuffer(reader.bytes());
+    else if (tag === TAG_CHUNK_STREAM) msg.stream = reader.int32();
+    else if (tag === TAG_CHUNK_OFFSET) msg.offset = Number(reader.uint64());
+    else if ((tag & 7) === 4 || tag === 0) break;
+    else reader.skip(tag & 7);
+  }
+  return msg;
+}
+
+/** The payload of a chunk without one. */
+const EMPTY = Buffer.alloc(0);
 
 /** The service definition with the bulk messages' serializers replaced; used by the daemon and by rnx. */
 export function withBulkEncoders<T extends typeof JobletServiceService>(def: T): T {
