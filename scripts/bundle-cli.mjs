@@ -29,8 +29,8 @@ const outfileArg = process.argv.indexOf("--outfile");
 const outfile = outfileArg > 0 ? path.resolve(process.argv[outfileArg + 1]) : path.join(root, "dist", "rnx.mjs");
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
 
-// The ESM shell around the program function; grpc-js is CommonJS and calls require() for Node's built-ins, so
-// the function gets a real `require` made for this file. The markers must match bin/rnx's.
+// The ESM shell around the program function; the bundled CommonJS packages call require() for Node's
+// built-ins, so the function gets a real `require` made for this file. The markers must match bin/rnx's.
 const PROGRAM_START = "/*rnx-program sha256=";
 const PROGRAM_END = "\n/*rnx-program-end*/";
 const head = [
@@ -48,11 +48,31 @@ const tail = [
   "",
 ].join("\n");
 
-// grpc-js require()s @grpc/proto-loader (and through it protobufjs) only inside its channelz and ORCA
-// server features, which a client never calls; leaving it out saves a quarter of a megabyte. If a future
-// grpc-js loaded it on the client path, the smoke test (src/cli/bundle.test.ts) would fail on "Cannot find
-// module".
-const NEVER_LOADED_BY_A_CLIENT = ["@grpc/proto-loader"];
+// rnx speaks gRPC with its own small client (src/cli/grpc/) and no longer uses grpc-js. The generated
+// src/shared/proto/joblet.ts still imports it for the service's client class, which it builds with a
+// top-level makeGenericClientConstructor call that esbuild cannot drop; this stub answers that one import, so
+// the bundle holds no grpc-js (~0.5 MB less to load and compile). Any other use of grpc-js from the CLI fails
+// the build.
+const GENERATED_PROTO = path.join(root, "src", "shared", "proto", "joblet.ts");
+const grpcJsStub = {
+  name: "grpc-js-stub",
+  setup(build) {
+    build.onResolve({ filter: /^@grpc\/grpc-js$/ }, (args) => {
+      if (args.importer !== GENERATED_PROTO) {
+        return { errors: [{ text: `${path.relative(root, args.importer)} imports @grpc/grpc-js: rnx must not (it has its own client, src/cli/grpc/)` }] };
+      }
+      return { path: "grpc-js-stub", namespace: "grpc-js-stub" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "grpc-js-stub" }, () => ({
+      loader: "js",
+      contents: [
+        "// The generated code's client class, never instantiated by rnx.",
+        "export class Client { constructor() { throw new Error('grpc-js is not bundled in rnx'); } }",
+        "export function makeGenericClientConstructor() { return Client; }",
+      ].join("\n"),
+    }));
+  },
+};
 
 const result = await esbuild.build({
   absWorkingDir: root,
@@ -66,7 +86,7 @@ const result = await esbuild.build({
   define: { RNX_VERSION: JSON.stringify(pkg.version) },
   // version.ts reads package.json through import.meta.url only when RNX_VERSION is not defined.
   logOverride: { "empty-import-meta": "silent" },
-  external: NEVER_LOADED_BY_A_CLIENT,
+  plugins: [grpcJsStub],
   legalComments: "eof",
   metafile: true,
   logLevel: "warning",
@@ -75,7 +95,7 @@ const result = await esbuild.build({
 // Refuse a bundle that would need anything besides Node itself at run time.
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 const output = Object.values(result.metafile.outputs)[0];
-const foreign = output.imports.filter((i) => i.external && !builtins.has(i.path) && !NEVER_LOADED_BY_A_CLIENT.includes(i.path));
+const foreign = output.imports.filter((i) => i.external && !builtins.has(i.path));
 const native = Object.keys(result.metafile.inputs).filter((f) => f.endsWith(".node"));
 if (foreign.length > 0 || native.length > 0) {
   console.error(`bundle-cli: ${outfile} would need ${[...foreign.map((i) => i.path), ...native].join(", ")} at run time`);
