@@ -10,6 +10,7 @@ import { GrowthWaiter } from "./growth-waiter.js";
 import type { LogGap } from "./holes.js";
 import { STDOUT, type LogStream } from "./k8sfile.js";
 import { LogCursor } from "./log-cursor.js";
+import { BufferPool } from "./chunk-pool.js";
 
 /** A piece of a job's output from one stream; `offset` is the output position of `data[0]`. */
 export interface LogChunk {
@@ -49,6 +50,18 @@ export const DEFAULT_MAX_CHUNK_BYTES = 65536;
 /** Largest accepted `maxChunkBytes`: gRPC's default message limit is 4 MiB. */
 export const MAX_CHUNK_BYTES_LIMIT = 4 << 20;
 const DEFAULT_POLL_MS = 100;
+// Enough for one streaming client: grpc-js holds up to 16 messages queued plus the one being sent (1.1 MiB
+// at most kept while idle).
+const POOLED_CHUNKS = 18;
+const chunkBuffers = new BufferPool(DEFAULT_MAX_CHUNK_BYTES, POOLED_CHUNKS);
+
+/**
+ * Hands `chunk`'s buffer back for reuse by later chunks, once its bytes were copied or sent (the caller must
+ * not touch `chunk.data` afterwards). Optional: a chunk never released is garbage collected as usual.
+ */
+export function releaseChunk(chunk: LogChunk): void {
+  chunkBuffers.give(chunk.data);
+}
 
 /**
  * Yields the output of the log at `filePath` from output offset `fromOffset` on, in file order, as chunks
@@ -172,10 +185,12 @@ export async function* readLog(
       if (signal?.aborted) return;
       if (doneSeen) continue; // one more read: output written before the job ended is in the file now
       cursor?.releaseBuffer();
+      builder.releaseBuffer();
       await waiter!.wait();
       if (signal?.aborted) return;
     }
   } finally {
+    builder.releaseBuffer();
     waiter?.close();
     await cursor?.close();
   }
@@ -220,7 +235,7 @@ class ChunkBuilder {
       if (this.len === 0) {
         this.stream = stream;
         this.offset = offset + (pos - start);
-        this.buf ??= Buffer.allocUnsafe(this.maxChunkBytes);
+        this.buf ??= this.maxChunkBytes === chunkBuffers.bytes ? chunkBuffers.take() : Buffer.allocUnsafe(this.maxChunkBytes);
       }
       const n = Math.min(end - pos, this.maxChunkBytes - this.len);
       const buf = this.buf!;
@@ -232,6 +247,13 @@ class ChunkBuilder {
       pos += n;
       if (this.len === this.maxChunkBytes) out.push(this.take()!);
     }
+  }
+
+  // Hands the (empty) chunk buffer back to the pool while nothing is pending: an idle follower holds none.
+  releaseBuffer(): void {
+    if (this.len > 0 || this.buf === null) return;
+    chunkBuffers.give(this.buf);
+    this.buf = null;
   }
 
   // The pending chunk, or null if none.

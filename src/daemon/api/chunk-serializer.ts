@@ -1,0 +1,79 @@
+// The daemon's serializer for GetJobLogs responses: DataChunk in its wire form, written without allocating.
+// Either straight into a reused gRPC frame (frame-reuse.ts), or, when grpc-js calls it the plain way, into one
+// reused buffer: grpc-js's server copies every serialized message at once into its own framed buffer and keeps
+// nothing of it. A fresh buffer per message would be 64 KiB of garbage per chunk, which V8 counts toward
+// starting a full mark-compact (logs/chunk-pool.ts). Byte-identical to encodeDataChunk
+// (src/shared/wire-codec.ts; the test checks both against the generated encoder).
+import { Stream, type DataChunk } from "../../shared/proto/joblet.js";
+import { FRAME_INTO, type FrameInto } from "./frame-reuse.js";
+
+/** (field number << 3) | wire type: payload 1 (length-delimited), stream 100 and offset 101 (varints). */
+const TAG_PAYLOAD = (1 << 3) | 2;
+const TAG_STREAM = (100 << 3) | 0;
+const TAG_OFFSET = (101 << 3) | 0;
+/** Longest head: three tags of up to 2 bytes and three varints of up to 8 bytes (values up to 2^53). */
+const MAX_HEAD_BYTES = 3 * (2 + 8);
+/** gRPC's frame header: a compressed flag byte and the message length (uint32, big-endian). */
+const GRPC_HEADER_BYTES = 5;
+/** Scratch larger than this (a one-off huge message) is not kept. */
+const KEEP_SCRATCH_BYTES = (64 << 10) + MAX_HEAD_BYTES;
+
+/** A DataChunk serializer: plain calls return bytes valid until the next call; `[FRAME_INTO]` frames into a buffer. */
+export type DataChunkSerializer = ((msg: DataChunk) => Buffer) & { [FRAME_INTO]: FrameInto<DataChunk> };
+
+/**
+ * A DataChunk serializer for grpc-js's server. Its plain result is valid only until its next call (grpc-js
+ * copies it before serializing again); `[FRAME_INTO]` writes the gRPC frame into a given buffer. Fields equal
+ * to their defaults are left out, as proto3 does.
+ */
+export function dataChunkSerializer(): DataChunkSerializer {
+  let scratch = Buffer.allocUnsafe(KEEP_SCRATCH_BYTES);
+  const plain = (msg: DataChunk): Buffer => {
+    const need = MAX_HEAD_BYTES + msg.payload.length;
+    const buf = need <= scratch.length ? scratch : Buffer.allocUnsafe(need);
+    if (buf !== scratch && need <= KEEP_SCRATCH_BYTES) scratch = buf;
+    return buf.subarray(0, writeChunk(buf, 0, msg));
+  };
+  const frameInto: FrameInto<DataChunk> = (msg, frame) => {
+    const need = GRPC_HEADER_BYTES + MAX_HEAD_BYTES + msg.payload.length;
+    const buf = need <= frame.length ? frame : Buffer.allocUnsafe(need);
+    const end = writeChunk(buf, GRPC_HEADER_BYTES, msg);
+    buf[0] = 0; // not compressed
+    buf.writeUInt32BE(end - GRPC_HEADER_BYTES, 1);
+    return buf.subarray(0, end);
+  };
+  return Object.assign(plain, { [FRAME_INTO]: frameInto });
+}
+
+/** Writes `msg`'s wire form at `pos` of `buf` (which has room for it); returns the position after it. */
+function writeChunk(buf: Buffer, pos: number, msg: DataChunk): number {
+  let n = pos;
+  // Field order on the wire does not matter to decoders; the payload goes last, as encodeDataChunk does.
+  if (msg.stream !== Stream.STREAM_UNSPECIFIED) {
+    n = putVarint(buf, n, TAG_STREAM);
+    n = putVarint(buf, n, msg.stream < 0 ? 0 : msg.stream);
+  }
+  if (msg.offset !== 0) {
+    n = putVarint(buf, n, TAG_OFFSET);
+    n = putVarint(buf, n, msg.offset);
+  }
+  const payload = msg.payload;
+  if (payload.length > 0) {
+    n = putVarint(buf, n, TAG_PAYLOAD);
+    n = putVarint(buf, n, payload.length);
+    buf.set(payload, n);
+    n += payload.length;
+  }
+  return n;
+}
+
+/** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
+function putVarint(buf: Buffer, pos: number, value: number): number {
+  // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
+  while (value > 0x7f) {
+    buf[pos++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  buf[pos++] = value;
+  return pos;
+}
