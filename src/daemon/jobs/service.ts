@@ -12,7 +12,7 @@ import { formatCpuList, onlineCpus, onlineMems, validateCpuCores } from "../cgro
 import type { CgroupManager } from "../cgroups/manager.js";
 import { readLog, type LogChunk } from "../logs/reader.js";
 import { removeLog } from "../logs/retention.js";
-import type { JobRuntime } from "../runtime/job-runtime.js";
+import type { JobRuntime, JobStarted } from "../runtime/job-runtime.js";
 import { idMapForBase, type JobResources } from "../runtime/spec.js";
 import type { JobLimits, JobRecord } from "../store/record.js";
 import type { JobPatch, JobStore } from "../store/store.js";
@@ -70,6 +70,9 @@ export class JobService {
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** A prune is queued for the next turn of the event loop (jobs ending together share one). */
+  private prunePending = false;
+  private closed = false;
   private readonly logKeeper: LogKeeper;
   /** Uploads in progress, per job (INITIALIZING until complete). */
   private readonly uploads = new Map<string, UploadSession>();
@@ -109,6 +112,7 @@ export class JobService {
     const uploads = [...this.uploads.values()];
     for (const upload of uploads) upload.cancel("the daemon stopped during the upload");
     await Promise.all(uploads.map((u) => u.settled));
+    this.closed = true;
     this.stopWatching?.();
     clearInterval(this.pruneTimer);
     this.logKeeper.close();
@@ -203,12 +207,13 @@ export class JobService {
     const log = this.log.child({ jobId: id });
     const acceptedAt = performance.now();
     const started = this.launch(job, env).then(
-      () => {
+      (phases) => {
         this.transition(id, "RUNNING", { startTime: new Date().toISOString() });
         const running = this.mustGet(id);
         this.armTimeout(running);
-        this.observer.jobStarted?.(running, performance.now() - acceptedAt);
-        log.info({ command: job.command, args: job.args, limits: job.limits, timeoutMs: job.timeoutMs }, "job started");
+        const startMs = performance.now() - acceptedAt;
+        this.observer.jobStarted?.(running, startMs);
+        log.info({ command: job.command, args: job.args, limits: job.limits, timeoutMs: job.timeoutMs, ms: ms(startMs), phasesMs: phases }, "job started");
       },
       (err: unknown) => {
         const reason = err instanceof JobletError ? err.message : `internal error: ${(err as Error).message}`;
@@ -293,6 +298,16 @@ export class JobService {
       this.forget(id).catch((err: unknown) => this.log.error({ err, jobId: id }, "pruning the job failed"));
     }
     if (ids.length) this.log.info({ pruned: ids.length, maxJobs, maxAgeMs }, "pruned finished jobs");
+  }
+
+  /** Prunes once in the next turn of the event loop, however many jobs end before then. */
+  private schedulePrune(): void {
+    if (this.prunePending) return;
+    this.prunePending = true;
+    setImmediate(() => {
+      this.prunePending = false;
+      if (!this.closed) this.prune();
+    });
   }
 
   private armTimeout(job: JobRecord): void {
@@ -380,7 +395,9 @@ export class JobService {
     };
   }
 
-  private async launch(job: JobRecord, extraEnv: readonly string[]): Promise<void> {
+  /** Starts an admitted job's container; resolves with where the time went (milliseconds, rounded). */
+  private async launch(job: JobRecord, extraEnv: readonly string[]): Promise<Record<keyof JobStarted | "prepareMs", number>> {
+    const t0 = performance.now();
     const workDir = await this.runtime.prepareWorkDir(job.id, job.workdir);
     const l = job.limits;
     const resources: JobResources = {
@@ -399,7 +416,8 @@ export class JobService {
       const dev = blockDeviceOrNone(workDir);
       if (dev) resources.io = { major: dev.major, minor: dev.minor, bytesPerSec: UNREACHABLE_BPS };
     }
-    await this.runtime.start(job.id, {
+    const prepareMs = performance.now() - t0;
+    const started = await this.runtime.start(job.id, {
       args: [job.command, ...job.args],
       env: jobEnv(job.id, extraEnv),
       cwd: job.workdir ? `/work/${job.workdir}` : "/work",
@@ -408,6 +426,14 @@ export class JobService {
       network: job.network,
       resources,
     });
+    return {
+      prepareMs: ms(prepareMs),
+      specMs: ms(started.specMs),
+      spawnMs: ms(started.spawnMs),
+      createMs: ms(started.createMs),
+      startMs: ms(started.startMs),
+      conmonPid: started.conmonPid,
+    };
   }
 
   private cgroupPath(id: string): string {
@@ -475,7 +501,7 @@ export class JobService {
       "job ended",
     );
     this.runtime.removeExitFile(id);
-    this.prune();
+    this.schedulePrune();
   }
 
   /**

@@ -53,7 +53,7 @@ export interface ConmonOptions {
  * pipe once `runc create` has written the pidfile) and may be started. Throws a FAILED_PRECONDITION JobletError carrying the runtime's own message when create
  * fails (bad command, bad limit, …).
  */
-export async function launchConmon(id: string, p: SupervisionPaths, opts: ConmonOptions): Promise<{ conmonPid: number }> {
+export async function launchConmon(id: string, p: SupervisionPaths, opts: ConmonOptions): Promise<ConmonStarted> {
   const args = [
     "--api-version", "1",
     "-c", id, "-u", id, "-n", id,
@@ -77,6 +77,8 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
   const errFd = openSync(p.conmonLogPath, "a", 0o600);
   const timeoutMs = opts.createTimeoutMs ?? 30_000;
   let reply: SyncReply | undefined;
+  const t0 = performance.now();
+  let spawnedAt = t0;
   try {
     // conmon forks and its first process exits at once; the monitor is re-parented away from the daemon.
     // fd 3 is the sync pipe (_OCI_SYNCPIPE): once `runc create` has exited, conmon writes one JSON line,
@@ -88,6 +90,7 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
       stdio: ["ignore", "ignore", errFd, "pipe"],
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", _OCI_SYNCPIPE: "3" },
     });
+    spawnedAt = performance.now();
     reply = await readSyncReply(child, timeoutMs);
   } catch (err) {
     if (err instanceof JobletError) throw err;
@@ -103,7 +106,19 @@ export async function launchConmon(id: string, p: SupervisionPaths, opts: Conmon
   if (reply.pid <= 0) throw startFailure(id, p, reply.message ?? "the runtime did not create the job");
   const conmonPid = readPid(p.conmonPidFile);
   if (conmonPid === undefined) throw startFailure(id, p, "conmon wrote no pidfile");
-  return { conmonPid };
+  return { conmonPid, spawnMs: spawnedAt - t0, createMs: performance.now() - spawnedAt };
+}
+
+/** A job's conmon, launched and reporting its container created. */
+export interface ConmonStarted {
+  conmonPid: number;
+  /**
+   * Milliseconds the daemon's thread spent in spawn(): libuv forks and waits until the child has called
+   * execve, so on a loaded host this is mostly waiting for the child to be scheduled.
+   */
+  spawnMs: number;
+  /** Milliseconds from then until conmon reported the container created (`runc create` done). */
+  createMs: number;
 }
 
 /** What conmon said on its sync pipe: the container's pid (≤ 0 when create failed) or why nothing came. */

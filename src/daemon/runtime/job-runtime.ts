@@ -1,11 +1,11 @@
 // The runtime facade the job service uses: one job = one bundle, one conmon, one runc container. Knows the
 // state dir layout; knows nothing of job records.
-import { existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher, type Stats } from "node:fs";
+import { existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, watch, writeFileSync, type FSWatcher, type Stats } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { isJobId } from "../../shared/ids.js";
-import { isAlive, launchConmon, readPid, supervisionPaths, type SupervisionPaths } from "./conmon.js";
+import { isAlive, launchConmon, readPid, supervisionPaths, type ConmonStarted, type SupervisionPaths } from "./conmon.js";
 import type { HostFs } from "./hostfs.js";
 import { RuntimeClient } from "./runc.js";
 import { buildJobSpec, type IdMap, type JobResources } from "./spec.js";
@@ -42,6 +42,14 @@ export interface JobLaunch {
   resources: JobResources;
 }
 
+/** A started job: its conmon and where the start's time went, milliseconds (for the debug log). */
+export interface JobStarted extends ConmonStarted {
+  /** Writing the bundle (config.json). */
+  specMs: number;
+  /** From the container created to its process running (the start signal taken). */
+  startMs: number;
+}
+
 /** Starts, signals, inspects and removes jobs' containers. */
 export class JobRuntime {
   readonly runtime: RuntimeClient;
@@ -50,6 +58,8 @@ export class JobRuntime {
   private readonly volumePrograms: WorkVolumePrograms | undefined;
   /** Volumes being mounted, per job: a second prepareWorkDir waits for the first instead of mounting twice. */
   private readonly mounting = new Map<string, Promise<void>>();
+  /** The last start's turn of the event loop (see nextLaunchTurn). */
+  private launchTurn: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: JobRuntimeOptions) {
     this.volumePrograms = opts.workSizeBytes ? findWorkVolumePrograms() : undefined;
@@ -162,8 +172,10 @@ export class JobRuntime {
    * Writes the bundle, starts conmon (which runs `runc create`), then `runc start`. Returns once the job's
    * process runs. On failure everything this call made is removed and the error is rethrown.
    */
-  async start(id: string, launch: JobLaunch): Promise<{ conmonPid: number }> {
+  async start(id: string, launch: JobLaunch): Promise<JobStarted> {
     if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
+    await this.nextLaunchTurn();
+    const t0 = performance.now();
     const p = this.paths(id);
     mkdirSync(p.bundleDir, { recursive: true, mode: 0o700 });
     const spec = buildJobSpec({
@@ -179,19 +191,36 @@ export class JobRuntime {
     const tmp = path.join(p.bundleDir, "config.json.tmp");
     writeFileSync(tmp, JSON.stringify(spec), { mode: 0o600 });
     renameSync(tmp, path.join(p.bundleDir, "config.json"));
+    const specMs = performance.now() - t0;
     try {
       const started = await launchConmon(id, p, {
         conmonPath: this.opts.conmonPath,
         runtimePath: this.opts.runtimePath,
         runtimeRoot: this.runtimeRoot,
       });
+      const t1 = performance.now();
       await this.runtime.start(id, readPid(p.pidFile));
-      return started;
+      return { ...started, specMs, startMs: performance.now() - t1 };
     } catch (err) {
       await this.remove(id).catch(() => undefined);
       this.removeExitFile(id);
       throw err;
     }
+  }
+
+  /**
+   * Resolves in a later turn of the event loop than the previous start's, one start per turn. Launching conmon
+   * blocks the daemon's thread: libuv forks and waits until the child has called execve, 15–40 ms on the
+   * loaded 2-core host (up to 0.9 s seen), mostly waiting for the child to be scheduled. 100 RunJob calls
+   * read in one go used to launch all 100 conmons back to back before the loop polled again: no container
+   * created meanwhile could be started, and the first of 100 jobs ran only after the last was launched. With
+   * one launch per turn, the replies of conmons launched earlier and their starts are handled in between.
+   */
+  private nextLaunchTurn(): Promise<void> {
+    // setImmediate from a callback of the check phase runs in the next turn, after that turn's I/O poll.
+    const turn = this.launchTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.launchTurn = turn;
+    return turn;
   }
 
   /** Signals every process of the job; a job that already ended is not an error. */
@@ -226,9 +255,9 @@ export class JobRuntime {
    */
   async removeEnded(id: string): Promise<void> {
     if (!isJobId(id)) throw new Error(`refusing unsafe job id ${JSON.stringify(id)}`);
-    rmSync(path.join(this.runtimeRoot, id), { recursive: true, force: true });
+    removeFlatDir(path.join(this.runtimeRoot, id));
     await unmountWorkVolume(this.workDir(id), this.umountProgram());
-    rmSync(this.paths(id).bundleDir, { recursive: true, force: true });
+    removeFlatDir(this.paths(id).bundleDir);
   }
 
   /** The exit code conmon recorded, or undefined while the job's PID 1 runs. */
@@ -309,6 +338,27 @@ export class JobRuntime {
       watcher?.close();
       clearInterval(timer);
     };
+  }
+}
+
+/**
+ * Removes `dir` and the files in it (a bundle or a runtime state dir: regular files, FIFOs, sockets and
+ * symlinks, no subdirectories) with one readdir and an unlink each; anything else (a subdirectory) falls back
+ * to rmSync's recursive walk, which lstats every entry first (~1.5 ms per finished job on the loaded host).
+ */
+function removeFlatDir(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    for (const name of names) unlinkSync(path.join(dir, name));
+    rmdirSync(dir);
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

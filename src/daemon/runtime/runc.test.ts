@@ -41,6 +41,34 @@ test("start lets a waiting init go through its exec FIFO, removes the FIFO and r
   assert.equal(existsSync(fifo), false, "the FIFO's removal marks the container running");
 });
 
+test("start waits for an init that opens the FIFO late, without polling it", async () => {
+  const fifo = makeFifo("c5");
+  // The init reaches the FIFO 300 ms after the start began: the start byte arrives through the event loop.
+  const init = spawn("sh", ["-c", `sleep 0.3 && printf 0 > '${fifo}'`], { stdio: "ignore" });
+  const exited = new Promise<number | null>((resolve) => init.once("exit", resolve));
+  const t0 = Date.now();
+  await new RuntimeClient("/bin/false", root).start("c5", init.pid);
+  assert.ok(Date.now() - t0 >= 250, "it waited for the init");
+  assert.equal(await exited, 0);
+  assert.equal(existsSync(fifo), false);
+});
+
+test("start fails, naming the job, when the init opens the FIFO and closes it without the signal", async () => {
+  const fifo = makeFifo("c6");
+  // Opens the FIFO for writing and closes it at once, then lingers: end-of-file, not the liveness check.
+  const init = spawn("sh", ["-c", `: > '${fifo}'; sleep 5`], { stdio: "ignore" });
+  try {
+    await assert.rejects(new RuntimeClient("/bin/false", root).start("c6", init.pid), (err: unknown) => {
+      assert.ok(err instanceof JobletError);
+      assert.equal(err.code, "FAILED_PRECONDITION");
+      assert.match(err.message, /job c6 could not start: .*closed its start FIFO without taking the signal/);
+      return true;
+    });
+  } finally {
+    init.kill("SIGKILL");
+  }
+});
+
 test("start fails at once, naming the job, when the init died before taking the signal", async () => {
   makeFifo("c2");
   const dead = spawn("true");

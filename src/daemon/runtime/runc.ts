@@ -1,8 +1,8 @@
 // A client for the OCI runtime binary (runc, or crun which takes the same verbs). Holds the global flags
 // (binary, state root); each method is one runtime verb.
 import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
+import { Socket } from "node:net";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { JobletError } from "../../shared/errors.js";
 import { isAlive } from "./conmon.js";
 import { run, ExecError } from "./exec.js";
@@ -67,6 +67,9 @@ export class RuntimeClient {
   }
 }
 
+/** How often a start waiting on the exec FIFO checks that the init still lives, milliseconds (runc: 100). */
+const FIFO_INIT_CHECK_MS = 100;
+
 /** Bytes read from the non-blocking FIFO `fd`; 0 when there are none yet. */
 function readStartByte(fd: number, buf: Buffer): number {
   try {
@@ -81,37 +84,69 @@ function readStartByte(fd: number, buf: Buffer): number {
  * Takes the start byte from a created container's exec FIFO and removes the FIFO. False when `fifo` is not
  * a FIFO (the caller then runs the runtime's own start). Throws FAILED_PRECONDITION when the init died
  * before taking the signal or did not within FIFO_START_TIMEOUT_MS.
+ *
+ * The wait is on the event loop's epoll, not a poll: the read end is opened non-blocking (a dead init would
+ * otherwise hang the open, and with it a thread of libuv's pool, for ever) and handed to a pipe handle,
+ * which reports the init's byte when it comes. A FIFO reports end-of-file only after a writer has come and
+ * gone, so an init that died before opening it sends nothing: a timer checks the init every
+ * FIFO_INIT_CHECK_MS, as `runc start` does. (A 1 ms poll per start cost the daemon most of a CPU with 100
+ * starts in flight: each empty read throws EAGAIN.)
  */
 async function startThroughFifo(fifo: string, id: string, initPid: number | undefined): Promise<boolean> {
   let fd: number;
   try {
-    // Non-blocking: opening a FIFO's read end then never waits for a writer (a dead init would hang a
-    // blocking open, and with it a thread of libuv's pool, for ever).
     fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return false;
   }
+  let handedOver = false;
   try {
     if (!fstatSync(fd).isFIFO()) return false;
-    const deadline = Date.now() + FIFO_START_TIMEOUT_MS;
     const buf = Buffer.alloc(16);
-    for (;;) {
-      // 0 bytes until the init's open for writing completes and it writes; EAGAIN while it is open but empty.
-      if (readStartByte(fd, buf) > 0) break;
-      if (initPid !== undefined && !isAlive(initPid)) {
-        // A short job may open the FIFO, write the start byte, exec and exit between the read above and
-        // this check: the byte then waits in the pipe, and the job did start (seen with `true` under load).
-        if (readStartByte(fd, buf) > 0) break;
-        throw new JobletError("FAILED_PRECONDITION", `job ${id} could not start: its container's init process ${initPid} ended before the start`);
-      }
-      if (Date.now() > deadline) {
-        throw new JobletError("FAILED_PRECONDITION", `job ${id} could not start: its container's init did not take the start signal within ${FIFO_START_TIMEOUT_MS} ms`);
-      }
-      await sleep(1);
+    // The init may have written already (the open above let its own open through, and a quick init writes
+    // at once): no handle needed then.
+    if (readStartByte(fd, buf) === 0) {
+      handedOver = true;
+      await waitForStartByte(fd, id, initPid, buf);
     }
     unlinkSync(fifo);
     return true;
   } finally {
-    closeSync(fd);
+    if (!handedOver) closeSync(fd);
   }
+}
+
+/** Waits on `fd` (a FIFO's non-blocking read end, closed here) until the start byte arrives. */
+function waitForStartByte(fd: number, id: string, initPid: number | undefined, buf: Buffer): Promise<void> {
+  const pipe = new Socket({ fd, readable: true, writable: false });
+  return new Promise<void>((resolve, reject) => {
+    const finish = (err?: JobletError) => {
+      clearInterval(check);
+      clearTimeout(deadline);
+      pipe.removeAllListeners();
+      // An error after this (the fd closed under it) has nobody left to tell.
+      pipe.on("error", () => undefined);
+      pipe.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const failed = (why: string) => new JobletError("FAILED_PRECONDITION", `job ${id} could not start: ${why}`);
+    const deadline = setTimeout(() => finish(failed(`its container's init did not take the start signal within ${FIFO_START_TIMEOUT_MS} ms`)), FIFO_START_TIMEOUT_MS);
+    const check = setInterval(() => {
+      if (initPid === undefined || isAlive(initPid)) return;
+      // A short job may write the start byte, exec and exit before its data event is handled (seen with `true`
+      // under load): the byte then waits in the pipe, and the job did start.
+      let got = 0;
+      try {
+        got = readStartByte(fd, buf);
+      } catch {
+        got = 0;
+      }
+      finish(got > 0 ? undefined : failed(`its container's init process ${initPid} ended before the start`));
+    }, FIFO_INIT_CHECK_MS);
+    pipe.on("data", () => finish());
+    // End-of-file without a byte: the init opened the FIFO and closed it (died) without writing.
+    pipe.on("end", () => finish(failed(`its container's init process${initPid === undefined ? "" : ` ${initPid}`} closed its start FIFO without taking the signal`)));
+    pipe.on("error", (err) => finish(failed(`reading its exec FIFO failed: ${err.message}`)));
+  });
 }

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   upload         TEXT                      -- JSON JobUpload
 );
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(status) WHERE status IN ('INITIALIZING', 'RUNNING');
+-- Retention runs after job ends: by age it reads only the jobs that ended before the limit, by count only the
+-- oldest ends (the rowid, seq, is the index's second key). Without it both sorted every finished job each
+-- time: 8 ms per job end with 10,000 kept.
+CREATE INDEX IF NOT EXISTS jobs_end_time ON jobs(end_time);
 `;
 
 /** Columns added after the first release of the schema, with their declarations. */
@@ -74,6 +78,8 @@ const UNFINISHED = "status IN ('INITIALIZING', 'RUNNING')";
 export class SqliteJobStore implements JobStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** UPDATE statements by their SET list: a job's life repeats the same few patches. */
+  private readonly updates = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -96,12 +102,12 @@ export class SqliteJobStore implements JobStore {
       list: this.db.prepare("SELECT * FROM jobs ORDER BY seq"),
       unfinished: this.db.prepare(`SELECT * FROM jobs WHERE ${UNFINISHED} ORDER BY seq`),
       countUnfinished: this.db.prepare(`SELECT count(*) AS n FROM jobs WHERE ${UNFINISHED}`),
+      countAll: this.db.prepare("SELECT count(*) AS n FROM jobs"),
       delete: this.db.prepare("DELETE FROM jobs WHERE id = ?"),
-      pruneByCount: this.db.prepare(
-        // Newest *ended* first: a long job that just ended is kept even if many short ones started after it.
-        `SELECT id FROM jobs WHERE NOT ${UNFINISHED} ORDER BY end_time DESC, seq DESC LIMIT -1 OFFSET ?`,
-      ),
-      pruneByAge: this.db.prepare(`SELECT id FROM jobs WHERE NOT ${UNFINISHED} AND end_time < ? ORDER BY seq`),
+      // The first N to end (a long job that just ended is kept even if many short ones started after it).
+      pruneByCount: this.db.prepare(`SELECT id FROM jobs WHERE NOT ${UNFINISHED} ORDER BY end_time, seq LIMIT ?`),
+      // `+seq`: sorting the few rows found beats the planner's choice of a scan in seq order.
+      pruneByAge: this.db.prepare(`SELECT id FROM jobs WHERE end_time < ? AND NOT ${UNFINISHED} ORDER BY +seq`),
     };
   }
 
@@ -150,7 +156,13 @@ export class SqliteJobStore implements JobStore {
     if (patch.timedOut !== undefined) set("timed_out", patch.timedOut ? 1 : 0);
     if (patch.upload !== undefined) set("upload", JSON.stringify(patch.upload));
     if (cols.length === 0) return;
-    this.db.prepare(`UPDATE jobs SET ${cols.join(", ")} WHERE id = @id`).run(values);
+    const setList = cols.join(", ");
+    let stmt = this.updates.get(setList);
+    if (!stmt) {
+      stmt = this.db.prepare(`UPDATE jobs SET ${setList} WHERE id = @id`);
+      this.updates.set(setList, stmt);
+    }
+    stmt.run(values);
   }
 
   /** Brings a database made by an older version up to the current columns (all added with defaults). */
@@ -166,7 +178,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   finishedToPrune(keep: number, endedBefore: string | undefined): string[] {
-    const ids = new Set((this.stmts.pruneByCount.all(keep) as { id: string }[]).map((r) => r.id).reverse());
+    const finished = (this.stmts.countAll.get() as { n: number }).n - this.countUnfinished();
+    const ids = new Set(finished > keep ? (this.stmts.pruneByCount.all(finished - keep) as { id: string }[]).map((r) => r.id) : []);
     if (endedBefore !== undefined) for (const r of this.stmts.pruneByAge.all(endedBefore) as { id: string }[]) ids.add(r.id);
     return [...ids];
   }
