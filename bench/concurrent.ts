@@ -3,18 +3,67 @@
 // `runc run` of the same spec started at once. Total wall time, rounds alternate, medians and the ratio.
 // Run as root: node --import tsx bench/concurrent.ts   (BENCH_JOBS=N, BENCH_ROUNDS=N)
 import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobletServiceClient, Jobs, RunJobRes } from "../src/shared/proto/joblet.js";
-import { TestDaemon, unary } from "../test/integration/harness.js";
-import { bundleFromDaemon, hostLine, median, ms, msSince, row, writeRunBundle, type RuncBundle } from "./lib.js";
+import { ROOT, TestDaemon, unary } from "../test/integration/harness.js";
+import { bundleFromDaemon, hostLine, median, ms, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const POLL_MS = 50;
+/** Clock ticks per second of /proc/PID/stat's CPU times (USER_HZ; 100 on Linux everywhere). */
+const TICKS_PER_S = 100;
 
-/** Submits JOBS `sleep 1` jobs at once and resolves with the wall time (ms) until all are COMPLETED. */
-async function viaApi(c: JobletServiceClient): Promise<number> {
+/** CPU time (ms) of process `pid` itself (utime + stime), or of its reaped children (cutime + cstime). */
+function procCpuMs(pid: number | "self", children = false): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields after the command name start at field 3 (state): utime is field 14, cutime field 16.
+  const i = children ? 13 : 11;
+  return ((Number(f[i]) + Number(f[i + 1])) * 1000) / TICKS_PER_S;
+}
+
+/**
+ * A private cpuacct cgroup holding the daemon: everything it spawns (conmon, `runc create`) starts in it and
+ * stays there (a job's own processes move to the job's cgroup), so its usage is the CPU the daemon and its
+ * helpers spend. Undefined where there is no cgroup v1 cpuacct hierarchy.
+ */
+function cpuacctAround(pid: number): { usageMs(): number; destroy(): void } | undefined {
+  const root = "/sys/fs/cgroup/cpuacct";
+  if (!existsSync(path.join(root, "cpuacct.usage"))) return undefined;
+  const dir = path.join(root, `joblet-bench-concurrent-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
+  return {
+    usageMs: () => Number(readFileSync(path.join(dir, "cpuacct.usage"), "utf8")) / 1e6,
+    destroy: () => {
+      // Back to the root so the directory can go; the daemon may already have exited.
+      for (const p of readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        try {
+          writeFileSync(path.join(root, "cgroup.procs"), p);
+        } catch {
+          /* exited meanwhile */
+        }
+      }
+      try {
+        rmdirSync(dir);
+      } catch {
+        /* a helper still inside; the next run uses another name */
+      }
+    },
+  };
+}
+
+/**
+ * Submits JOBS `sleep 1` jobs at once and resolves with the wall time (ms) until all are COMPLETED and the
+ * CPU time (ms) their cgroups recorded (the runtime's init inside the container, then `sleep`).
+ */
+async function viaApi(c: JobletServiceClient): Promise<{ ms: number; jobsCpuMs: number; timeline: string }> {
   const t0 = process.hrtime.bigint();
+  const wall0 = Date.now();
   const started = await Promise.all(Array.from({ length: JOBS }, () => unary<RunJobRes>((cb) => c.runJob({ command: "sleep", args: ["1"], maxCPU: 0, cpuCores: "", maxMemory: 0, maxIOBPS: 0, timeoutMs: 0, env: [], workdir: "", network: "" }, cb))));
   const ids = new Set(started.map((j) => j.id));
   for (;;) {
@@ -25,7 +74,12 @@ async function viaApi(c: JobletServiceClient): Promise<number> {
       const t = msSince(t0);
       const bad = done.filter((j) => j.status !== "COMPLETED" || j.exitCode !== 0);
       if (bad.length) throw new Error(`${bad.length} jobs did not complete: ${JSON.stringify(bad[0])}`);
-      return t;
+      // When the daemon recorded each job accepted, running and ended, ms after the first RunJob was sent.
+      const at = (xs: string[]) => xs.map((x) => Date.parse(x) - wall0).sort((a, b) => a - b);
+      const [accepted, running, ended] = [at(done.map((j) => j.createTime)), at(done.map((j) => j.startTime)), at(done.map((j) => j.endTime))];
+      const span = (xs: number[]) => `${xs[0]}–${xs.at(-1)} (median ${median(xs)})`;
+      const timeline = `accepted ${span(accepted)}, running ${span(running)}, ended ${span(ended)} ms`;
+      return { ms: t, jobsCpuMs: done.reduce((sum, j) => sum + (j.usage?.cpuTimeNs ?? 0), 0) / 1e6, timeline };
     }
     await sleep(POLL_MS);
   }
@@ -51,29 +105,65 @@ async function bareRunc(b: RuncBundle, round: number): Promise<number> {
   return t;
 }
 
+/** Median and maximum of each start phase the daemon logged ("job started", phasesMs) after log offset `from`. */
+function startPhases(log: string, from: number): string {
+  const phases = new Map<string, number[]>();
+  for (const line of log.slice(from).split("\n")) {
+    if (!line.includes('"job started"')) continue;
+    const entry = JSON.parse(line) as { ms?: number; phasesMs?: Record<string, number> };
+    for (const [k, v] of Object.entries({ totalMs: entry.ms ?? NaN, ...entry.phasesMs })) {
+      if (k !== "conmonPid") phases.set(k, [...(phases.get(k) ?? []), v]);
+    }
+  }
+  return [...phases].map(([k, xs]) => `${k} ${median(xs).toFixed(0)}/${Math.max(...xs).toFixed(0)}`).join(", ");
+}
+
 async function main(): Promise<void> {
   console.log(`concurrent: ${JOBS} × sleep 1 over the API vs ${JOBS} bare runc run at once, ${ROUNDS} rounds`);
   console.log(hostLine());
+  // The daemon as systemd runs it: with bin/joblet's #! Node flags (the harness runs `node bin/joblet`, which
+  // ignores that line); JOBLET_DAEMON_NODE_ARGS set by the caller wins.
+  process.env.JOBLET_DAEMON_NODE_ARGS ??= shebangNodeFlags(`${ROOT}/bin/joblet`).join(" ");
+  console.log(`daemon Node flags: ${process.env.JOBLET_DAEMON_NODE_ARGS || "(none)"}`);
   const d = await TestDaemon.start({ joblet: { maxConcurrentJobs: Math.max(200, JOBS * 2) }, logging: { level: "info" } });
   const bundle = await bundleFromDaemon(d);
   const c = d.client();
+  const acct = cpuacctAround(d.pid);
   try {
     const api: number[] = [];
     const bare: number[] = [];
+    const cpu = { bare: [] as number[], daemon: [] as number[], helpers: [] as number[], jobs: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
+      const bare0 = procCpuMs("self", true);
       bare.push(await bareRunc(bundle, r));
-      api.push(await viaApi(c));
-      console.log(`  round ${r + 1}: bare runc ${ms(bare.at(-1)!)}, Joblet API ${ms(api.at(-1)!)}  (${hostLine()})`);
+      cpu.bare.push(procCpuMs("self", true) - bare0);
+      const daemon0 = procCpuMs(d.pid);
+      const group0 = acct?.usageMs() ?? NaN;
+      const logFrom = d.log.length;
+      const res = await viaApi(c);
+      api.push(res.ms);
+      cpu.jobs.push(res.jobsCpuMs);
+      const daemonMs = procCpuMs(d.pid) - daemon0;
+      cpu.daemon.push(daemonMs);
+      cpu.helpers.push((acct?.usageMs() ?? NaN) - group0 - daemonMs);
+      console.log(
+        `  round ${r + 1}: bare runc ${ms(bare.at(-1)!)} (CPU ${ms(cpu.bare.at(-1)!)}), Joblet API ${ms(api.at(-1)!)} ` +
+          `(CPU daemon ${ms(daemonMs)}, conmon+runc ${ms(cpu.helpers.at(-1)!)}, in the jobs' cgroups ${ms(res.jobsCpuMs)})  (${hostLine()})\n    ${res.timeline}\n    start phases (median/max): ${startPhases(d.log, logFrom)}`,
+      );
     }
     const a = median(api);
     const b = median(bare);
     console.log("results (medians):");
-    row(`${JOBS} bare runc run at once`, ms(b));
+    row(`${JOBS} bare runc run at once`, ms(b), `CPU of the runc processes ${ms(median(cpu.bare))}`);
     row(`${JOBS} jobs over the API, until all COMPLETED`, ms(a), `${(a / b).toFixed(2)}× bare  (target ≤ 1.3×; polled every ${POLL_MS} ms)`);
+    row("  CPU: the daemon / conmon + runc / in jobs", `${ms(median(cpu.daemon))} / ${ms(median(cpu.helpers))} / ${ms(median(cpu.jobs))}`, `(${os.cpus().length} CPUs)`);
   } finally {
     c.close();
     bundle.destroy();
+    // A clean stop first, so that a daemon run with --cpu-prof (JOBLET_DAEMON_NODE_ARGS) writes its profile.
+    await d.stopProcess("SIGTERM");
     await d.destroy();
+    acct?.destroy();
   }
 }
 
