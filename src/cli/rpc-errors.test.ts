@@ -100,6 +100,12 @@ describe("gRPC status → message and exit code", () => {
       target,
     );
     assert.match(mismatch.message, /name mismatch; it covers DNS:localhost, IP:127.0.0.1, DNS:joblet\)/);
+    const ipMismatch = rpcError(
+      { code: 14, details: "[ERR_TLS_CERT_ALTNAME_INVALID] Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1, ::1" },
+      "ListJobs",
+      target,
+    );
+    assert.match(ipMismatch.message, /name mismatch; it covers 127\.0\.0\.1, ::1\)/);
     assert.match(rpcError(unavailable("Error: certificate has expired"), "ListJobs", target).message, /server's certificate has expired/);
   });
 

@@ -148,7 +148,8 @@ function connectionError(err: RpcFailure, rpc: string, target: Target): JobletEr
     );
   }
   if (/ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/.test(d)) {
-    const altnames = /is not in the cert's altnames: (.*?)(?:\. Resolution note:.*)?$/.exec(d)?.[1] ?? "";
+    // Node names the SANs "altnames" for a host name and "list" (of IP SANs) for an IP target.
+    const altnames = /is not in the cert's (?:altnames|list): (.*?)(?:\. Resolution note:.*)?$/.exec(d)?.[1] ?? "";
     const names = altnames.replace(/IP Address:/g, "IP:").trim();
     return say(
       `TLS: the server's certificate is not valid for the name "${host}" (name mismatch${names ? `; it covers ${names}` : ""})`,

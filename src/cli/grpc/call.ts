@@ -134,8 +134,10 @@ export class GrpcCall {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
-    // Our side may still be open: release the stream (RST_STREAM NO_ERROR after a status, as gRPC allows).
-    if (!this.stream.closed) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    // Our side may still be open (a server that answered a bidirectional call early): release the stream
+    // (RST_STREAM NO_ERROR after a status, as gRPC allows). When our side has ended, the stream closes by
+    // itself; closing it here would fail the writes not yet confirmed (an error object per write).
+    if (!this.stream.closed && !this.stream.writableEnded) this.stream.close(h2.NGHTTP2_NO_ERROR);
     this.onDone();
     this.opts.onEnd(this.outcome());
   }
