@@ -41,6 +41,12 @@ export function listenTls(
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: "TLSv1.3",
+    // TLS 1.3's three suites, AES-128-GCM first and chosen by us (OpenSSL otherwise takes the client's order,
+    // AES-256 first in Node): with AES-NI it encrypts 16 KiB records ~1.4× as fast (openssl speed on the
+    // measuring host: 4.1 vs 2.9 GB/s), and every byte of a streamed log is encrypted once here and
+    // decrypted once in rnx. 128-bit AES is what TLS 1.3 requires every implementation to offer.
+    ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+    honorCipherOrder: true,
     ALPNProtocols: ["h2"],
   });
   server.on("secureConnection", (socket: TLSSocket) => {
