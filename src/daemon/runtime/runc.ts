@@ -118,7 +118,13 @@ async function startThroughFifo(fifo: string, id: string, initPid: number | unde
 
 /** Waits on `fd` (a FIFO's non-blocking read end, closed here) until the start byte arrives. */
 function waitForStartByte(fd: number, id: string, initPid: number | undefined, buf: Buffer): Promise<void> {
-  const pipe = new Socket({ fd, readable: true, writable: false });
+  let pipe: Socket;
+  try {
+    pipe = new Socket({ fd, readable: true, writable: false });
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
   return new Promise<void>((resolve, reject) => {
     const finish = (err?: JobletError) => {
       clearInterval(check);
