@@ -104,7 +104,10 @@ async function main(): Promise<void> {
     const runc = ["runc", "--root", bundle.stateRoot, "run", "-b", dir, "bench-true"];
     const rnx = [process.execPath, RNX, "--config", d.rnxConfigFile, "run", "true"];
     const sshCmds = typeof ssh === "string" ? [] : [ssh.argv, ...(ssh.cleanArgv ? [ssh.cleanArgv] : [])];
-    const [tRnx, tRunc, tSsh, tClean] = await medians([rnx, runc, ...sshCmds], RUNS);
+    // BENCH_RNX_OTHER=PATH/bin/rnx: another build's `rnx run true` on the same daemon, in the same invocation.
+    const other = process.env.BENCH_RNX_OTHER;
+    const otherCmds = other ? [[process.execPath, other, "--config", d.rnxConfigFile, "run", "true"]] : [];
+    const [tRnx, tOther, tRunc, tSsh, tClean] = await medians([rnx, ...otherCmds, runc, ...sshCmds], RUNS).then((t) => (other ? t : [t[0], undefined, ...t.slice(1)]));
     console.log(hostLine());
     console.log("results (medians):");
     row("bare runc run (same spec)", ms(tRunc!));
@@ -113,6 +116,7 @@ async function main(): Promise<void> {
     if (tClean !== undefined) row("ssh user@localhost true (/bin/sh, no rc)", ms(tClean));
     else if (tSsh !== undefined) console.log("  clean-shell ssh baseline skipped: useradd or its login failed");
     row("rnx run true", ms(tRnx!), `+${(tRnx! - tRunc!).toFixed(1)} ms over runc, ${(tRnx! / tRunc!).toFixed(2)}× runc`);
+    if (tOther !== undefined) row("other build: rnx run true", ms(tOther), other);
     if (tSsh !== undefined) row("rnx run true / ssh as root", `${(tRnx! / tSsh).toFixed(2)}×`, "(target ≤ 0.5×)");
     if (tClean !== undefined) row("rnx run true / ssh, no shell rc", `${(tRnx! / tClean).toFixed(2)}×`, "(target ≤ 0.5×)");
   } finally {
