@@ -20,6 +20,17 @@ function runJobMs(log: string, from: number): number[] {
   return out;
 }
 
+/** Median of each start phase the daemon logged ("job started", phasesMs) after log offset `from`. */
+function startPhases(log: string, from: number): string {
+  const phases = new Map<string, number[]>();
+  for (const line of log.slice(from).split("\n")) {
+    if (!line.includes('"job started"')) continue;
+    const entry = JSON.parse(line) as { phasesMs?: Record<string, number> };
+    for (const [k, v] of Object.entries(entry.phasesMs ?? {})) if (k !== "conmonPid") phases.set(k, [...(phases.get(k) ?? []), v]);
+  }
+  return [...phases].map(([k, xs]) => `${k} ${median(xs).toFixed(1)}`).join(", ") || "(not logged by this build)";
+}
+
 async function main(): Promise<void> {
   console.log("daemon-start: RunJob received → job started (daemon's own log) vs bare runc run of the same spec");
   console.log(hostLine());
@@ -52,6 +63,7 @@ async function main(): Promise<void> {
     row("bare runc run true (same spec)", ms(b));
     row("RunJob in the daemon (its log)", ms(s), `${s - b >= 0 ? "+" : "−"}${Math.abs(s - b).toFixed(1)} ms over runc  (target ≤ +10 ms)`);
     row("RunJob as the client sees it", ms(median(client)));
+    console.log(`  start phases in the daemon (medians): ${startPhases(d.log, from)}`);
   } finally {
     c.close();
     bundle.destroy();
