@@ -1,5 +1,5 @@
 // rnx's command tree (commander 14). Only commander and small pure modules load at start-up: each action
-// imports its command module (and through it grpc-js and the config parser) when it runs, so
+// imports its command module (and through it the gRPC client, node:http2 and the config parser) when it runs, so
 // `rnx --version` and `rnx --help` stay fast.
 //
 // Parsing rules: global options (--config, --node, --server) are declared on the program and again on every

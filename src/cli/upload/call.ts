@@ -1,11 +1,11 @@
-// One RunJobWithUploads call as the upload drives it: sends that wait for 'drain' when grpc-js's buffer is
-// full, responses taken one at a time with a deadline, and the call's failure surfacing in whichever of the
-// two is waiting (a server that fails the call while rnx waits for 'drain' must not leave rnx waiting for
-// ever: no 'drain' comes after the call has ended). No grpc-js import: its ClientDuplexStream is a Node
-// duplex stream with cancel(), described here by the members used.
+// One RunJobWithUploads call as the upload drives it: sends that wait for 'drain' when the HTTP/2 stream's
+// buffer is full, responses taken one at a time with a deadline, and the call's failure surfacing in whichever
+// of the two is waiting (a server that fails the call while rnx waits for 'drain' must not leave rnx waiting
+// for ever: no 'drain' comes after the call has ended). The stream is described here by the members used;
+// client.ts makes one from a gRPC call (grpc/call.ts).
 import type { UploadReq, UploadRes } from "../../shared/proto/joblet.js";
 
-/** The members of grpc-js's ClientDuplexStream<UploadReq, UploadRes> that the upload uses. */
+/** A bidirectional RunJobWithUploads stream: emits 'data' (UploadRes), 'error' (the call's failure), 'end', 'drain'. */
 export interface UploadStream extends NodeJS.EventEmitter {
   /** False when the buffer is full: wait for 'drain' before writing more. */
   write(msg: UploadReq): boolean;
@@ -28,7 +28,7 @@ export class UploadCall {
   private waiters: Array<() => void> = [];
 
   /**
-   * `mapError` turns what the stream emits as 'error' (a grpc-js ServiceError) into the error to report;
+   * `mapError` turns what the stream emits as 'error' (a failed call's RpcError) into the error to report;
    * `server` names the other end in messages ("joblet at host:port").
    */
   constructor(

@@ -82,7 +82,7 @@ async function sendFileData(call: UploadCall, item: UploadItem, jobId: string, o
     if (before.size !== item.sizeBytes) throw changed(item, jobId, `${item.sizeBytes} bytes when listed, ${before.size} now`);
     let offsetBytes = 0;
     while (offsetBytes < item.sizeBytes) {
-      // A fresh buffer per message: grpc-js holds on to it until it is serialised.
+      // One buffer per message; encodeUploadReq copies it into the framed message as it is sent.
       const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, item.sizeBytes - offsetBytes));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, offsetBytes);
       if (bytesRead === 0) throw changed(item, jobId, `${item.sizeBytes} bytes when listed, it ended after ${offsetBytes}`);
