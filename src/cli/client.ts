@@ -1,6 +1,7 @@
 // The gRPC client rnx uses: one HTTP/2 connection to one daemon with the node's mTLS credentials (grpc/,
 // a small gRPC-over-HTTP/2 client on node:http2), promise-returning calls, and every failure turned into a
 // JobletError (rpc-errors.ts). Messages are encoded and decoded with the generated codecs.
+import { EventEmitter } from "node:events";
 import {
   JobletServiceService,
   type DataChunk,
@@ -19,7 +20,6 @@ import { GrpcStatus, RpcError } from "./grpc/status.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
 import { UploadCall, type UploadStream } from "./upload/call.js";
-import { EventEmitter } from "node:events";
 
 /** How long a short call (status, list) may take, including connecting, in milliseconds. */
 const SHORT_CALL_MS = 30_000;
