@@ -443,24 +443,34 @@ test("rnx run and rnx log, following before the first of those crashes, reconnec
   assert.match(rnxLog.stderr, /reconnecting/, "rnx log says it reconnects");
 });
 
-/** The slow-create runtime: its path, the flag file that turns the delay on, the file it writes after it. */
+/**
+ * The slow-create runtime: its path, the flag file that turns the delay on, the file it writes when it starts
+ * holding `runc create` back, and the one it writes after.
+ */
 interface SlowRuntime {
   path: string;
   flag: string;
+  holding: string;
   resumed: string;
 }
 
 /**
  * A runtime wrapper that, while the file `flag` exists, sleeps before `runc create` as many seconds as `flag`
- * holds and then touches `resumed`; otherwise (and for every other command) it is runc itself.
+ * holds (touching `holding` when it begins) and then touches `resumed`; otherwise (and for every other
+ * command) it is runc itself.
  */
 function slowCreateRuntime(dir: string): SlowRuntime {
   const runc = spawnSync("sh", ["-c", "command -v runc"], { encoding: "utf8" }).stdout.trim();
   assert.ok(runc, "runc is on PATH");
-  const w = { path: path.join(dir, "slow-runc.sh"), flag: path.join(dir, "slow-create"), resumed: path.join(dir, "create-resumed") };
+  const w = {
+    path: path.join(dir, "slow-runc.sh"),
+    flag: path.join(dir, "slow-create"),
+    holding: path.join(dir, "create-holding"),
+    resumed: path.join(dir, "create-resumed"),
+  };
   writeFileSync(
     w.path,
-    `#!/bin/sh\nif [ -e ${w.flag} ]; then for a in "$@"; do [ "$a" = create ] && sleep "$(cat ${w.flag})" && touch ${w.resumed} && break; done; fi\nexec ${runc} "$@"\n`,
+    `#!/bin/sh\nif [ -e ${w.flag} ]; then for a in "$@"; do [ "$a" = create ] && s="$(cat ${w.flag})" && touch ${w.holding} && sleep "$s" && touch ${w.resumed} && break; done; fi\nexec ${runc} "$@"\n`,
   );
   chmodSync(w.path, 0o755);
   return w;
@@ -566,6 +576,7 @@ test("rnx log, following a job when the daemon is stopped with SIGTERM, reconnec
 async function interruptedStart(createS: number, beforeRelaunch: (d: TestDaemon, id: string) => Promise<void>): Promise<{ d: TestDaemon; w: SlowRuntime; id: string }> {
   const { d, w } = await wrappedDaemon();
   rmSync(w.resumed, { force: true });
+  rmSync(w.holding, { force: true });
   writeFileSync(w.flag, String(createS));
   const marker = `interrupted-${Date.now()}`;
   const pending = runJob(d, { command: "sh", args: ["-c", `echo started >> /work/starts; echo ${marker}; sleep 300`] }).catch((e: ServiceError) => e);
@@ -576,6 +587,9 @@ async function interruptedStart(createS: number, beforeRelaunch: (d: TestDaemon,
   }
   assert.ok(id, "the job was accepted");
   assert.equal((await getStatus(d, id)).status, "INITIALIZING", "the start is in progress (the runtime sleeps in create)");
+  // The job is recorded before conmon is launched: kill only once the wrapper holds create back, or the kill
+  // could land before conmon (or before the wrapper read the flag) and the create would never be held.
+  await waitFor("the runtime to hold create back", () => existsSync(w.holding), 10_000);
   await d.stopProcess("SIGKILL");
   rmSync(w.flag);
   assert.ok((await pending) instanceof Error, "the RunJob call failed with the daemon gone");
