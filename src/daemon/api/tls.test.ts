@@ -52,3 +52,20 @@ test("listenTls: a client without AES-128-GCM still connects with another TLS 1.
   assert.equal(await cipherWith({ ciphers: "TLS_CHACHA20_POLY1305_SHA256" }), "TLS_CHACHA20_POLY1305_SHA256");
   assert.equal(await cipherWith({ ciphers: "TLS_AES_256_GCM_SHA384" }), "TLS_AES_256_GCM_SHA384");
 });
+
+test("listenTls: an accepted socket reads its peer's certificate once", async () => {
+  const before = accepted.length;
+  const client = tls.connect({ host: "127.0.0.1", port: listener.port, ca: pki.caCertPem, cert: pki.adminCertPem, key: pki.adminKeyPem, ALPNProtocols: ["h2"] });
+  try {
+    // Held open until the server has accepted it (its secureConnection can come after the client's secureConnect).
+    for (let i = 0; i < 200 && accepted.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    const sock = accepted[before];
+    assert.ok(sock, "the connection was accepted");
+    const first = sock.getPeerCertificate();
+    assert.equal(first.subject.OU, "admin");
+    assert.equal(sock.getPeerCertificate(), first, "the same object: read once");
+    assert.notEqual(sock.getPeerCertificate(true), first, "a detailed read goes to OpenSSL");
+  } finally {
+    client.destroy();
+  }
+});
