@@ -15,6 +15,7 @@ import {
 } from "../shared/proto/joblet.js";
 import { JobletError } from "../shared/errors.js";
 import { decodeDataChunk, encodeUploadReq } from "../shared/wire-codec.js";
+import type { CallOptions, GrpcCall } from "./grpc/call.js";
 import { GrpcConnection } from "./grpc/connection.js";
 import { GrpcStatus, RpcError } from "./grpc/status.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
@@ -70,7 +71,13 @@ export class RnxClient {
       }
       return rpcError(err, rpc, this.target);
     };
-    return new UploadCall(this.openUploadStream(), mapError, `joblet at ${this.target.address}`);
+    let stream: UploadStream;
+    try {
+      stream = this.openUploadStream();
+    } catch (err) {
+      throw mapError(err);
+    }
+    return new UploadCall(stream, mapError, `joblet at ${this.target.address}`);
   }
 
   /** One job's full record; `id` may be a unique prefix. */
@@ -103,7 +110,7 @@ export class RnxClient {
     let ended = false;
     let failure: RpcError | undefined;
     let wake: (() => void) | undefined;
-    const call = this.conn.call(S.getJobLogs.path, {
+    const call = this.startCall("GetJobLogs", S.getJobLogs.path, {
       maxMessageBytes: MAX_RECEIVE_BYTES,
       onMessage: (m) => {
         queue.push(decodeDataChunk(m));
@@ -161,7 +168,7 @@ export class RnxClient {
     return new Promise((resolve, reject) => {
       let response: Buffer | undefined;
       let count = 0;
-      const call = this.conn.call(method.path, {
+      const opts: CallOptions = {
         timeoutMs,
         maxMessageBytes: MAX_RECEIVE_BYTES,
         onMessage: (m) => {
@@ -177,9 +184,19 @@ export class RnxClient {
             reject(rpcError(new RpcError(GrpcStatus.INTERNAL, `cannot decode the response: ${(e as Error).message}`), rpc, this.target));
           }
         },
-      });
+      };
+      const call = this.startCall(rpc, method.path, opts);
       call.write(method.requestSerialize(req));
       call.end();
     });
+  }
+
+  /** Starts a call; a connection that refuses new streams is reported like any failed call of `rpc`. */
+  private startCall(rpc: string, path: string, opts: CallOptions): GrpcCall {
+    try {
+      return this.conn.call(path, opts);
+    } catch (err) {
+      throw err instanceof RpcError ? rpcError(err, rpc, this.target) : err;
+    }
   }
 }

@@ -297,6 +297,20 @@ describe("gRPC calls over node:http2", () => {
     assert.equal(error?.code, GrpcStatus.INVALID_ARGUMENT);
   });
 
+  test("after the server's GOAWAY the next call goes over a new connection", async () => {
+    const s = await start((stream, headers) => {
+      answer(["ok"])(stream, headers);
+      // Graceful: the call in progress completes, no new streams on this session.
+      stream.once("close", () => stream.session?.goaway());
+    });
+    const conn = new GrpcConnection(s.options());
+    assert.deepEqual(await collect(conn, undefined), { messages: ["ok"], error: undefined });
+    await sleep(100);
+    assert.deepEqual(await collect(conn, undefined, { timeoutMs: 5000 }), { messages: ["ok"], error: undefined });
+    conn.close();
+    assert.equal(s.seen.length, 2);
+  });
+
   test("one connection for consecutive calls; a new one after the server dropped it", async () => {
     const s = await start(answer(["ok"]));
     const conn = new GrpcConnection(s.options());

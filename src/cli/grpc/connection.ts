@@ -96,18 +96,41 @@ export class GrpcConnection {
 
   constructor(private readonly opts: ConnectionOptions) {}
 
-  /** Starts a call of `path` ("/package.Service/Method"). */
+  /**
+   * Starts a call of `path` ("/package.Service/Method"). Throws RpcError (UNAVAILABLE) only if the session
+   * refuses a new stream twice, on the current connection and on a fresh one.
+   */
   call(path: string, opts: CallOptions): GrpcCall {
+    try {
+      return this.start(path, opts);
+    } catch {
+      // A session that stopped taking streams between our check and the request (GOAWAY, closing).
+      if (this.link) this.link.unusable = true;
+      try {
+        return this.start(path, opts);
+      } catch (err) {
+        throw new RpcError(GrpcStatus.UNAVAILABLE, `cannot start ${path} on the connection: ${describeSocketError(err as Error)}`);
+      }
+    }
+  }
+
+  private start(path: string, opts: CallOptions): GrpcCall {
     if (!this.link || this.link.unusable || this.link.session.closed || this.link.session.destroyed) {
       this.link?.session.destroy();
       this.link = new SessionLink(this.opts);
     }
     const link = this.link;
     if (this.active++ === 0) link.session.ref();
-    return new GrpcCall(link, path, opts, () => {
+    const done = () => {
       // The process may exit once no call is running, even with the connection open.
       if (--this.active === 0 && this.link && !this.link.session.destroyed) this.link.session.unref();
-    });
+    };
+    try {
+      return new GrpcCall(link, path, opts, done);
+    } catch (err) {
+      done();
+      throw err;
+    }
   }
 
   /** Closes the connection; running calls are cancelled. */
