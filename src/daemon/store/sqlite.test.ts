@@ -128,8 +128,39 @@ test("a database from before the added columns is upgraded in place", () => {
     const j = s.get("ff000000-0000-0000-0000-000000000001");
     assert.equal(j?.network, "host");
     assert.equal(j?.timeoutMs, 0);
+    assert.deepEqual(s.list(), [j], "list() reads the added columns too");
     s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("list() gives every record exactly as get() does: text that JSON must escape, nulls, large integers, nested JSON", () => {
+  const s = new SqliteJobStore(":memory:");
+  const odd = "quote \" backslash \\ newline \n tab \t nul-free control \u0001 unicode é 日本 😀 </script>";
+  const jobs = [
+    job("ab000000-0000-0000-0000-000000000001"),
+    job("ab000000-0000-0000-0000-000000000002", {
+      command: odd,
+      args: [odd, "{\"not\": \"json\"}", "[1,2]", ""],
+      status: "COMPLETED",
+      startTime: "2026-11-27T20:00:01.000Z",
+      endTime: "2026-11-27T20:00:02.000Z",
+      exitCode: 255,
+      signal: "SIGTERM",
+      reason: odd,
+      limits: { maxCpuPercent: 0, cpuCores: "", maxMemoryMB: 0, maxIoBps: Number.MAX_SAFE_INTEGER },
+      usage: { cpuTimeNs: 2 ** 52 + 1, memoryPeakBytes: 6, ioReadBytes: 0, ioWriteBytes: 8 },
+      upload: { files: 3, directories: 1, symlinks: 0, bytes: 12345, roots: [odd, "src"] },
+      timeoutMs: 1500,
+      timedOut: true,
+      workdir: "/work/dir with space",
+      network: "none",
+    }),
+  ];
+  for (const j of jobs) s.insert(j);
+  assert.deepEqual(s.list(), jobs.map((j) => s.get(j.id)));
+  assert.deepEqual(s.list(), jobs);
+  const empty = new SqliteJobStore(":memory:");
+  assert.deepEqual(empty.list(), []);
 });
