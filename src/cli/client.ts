@@ -4,7 +4,6 @@
 import { EventEmitter } from "node:events";
 import {
   JobletServiceService,
-  type DataChunk,
   type DeleteJobRes,
   type GetJobStatusRes,
   type Job,
@@ -14,7 +13,7 @@ import {
   type UploadReq,
 } from "../shared/proto/joblet.js";
 import { JobletError } from "../shared/errors.js";
-import { decodeDataChunk, encodeUploadReq } from "../shared/wire-codec.js";
+import { decodeDataChunkParts, encodeUploadReq, type DataChunkParts } from "../shared/wire-codec.js";
 import type { CallOptions, GrpcCall } from "./grpc/call.js";
 import { GrpcConnection } from "./grpc/connection.js";
 import { GrpcStatus, RpcError } from "./grpc/status.js";
@@ -102,21 +101,24 @@ export class RnxClient {
   }
 
   /**
-   * The job's output from byte `fromOffset` on, following it until the job has ended. Breaking out of the
-   * loop cancels the call. No deadline: a job may run for days.
+   * The job's output from byte `fromOffset` on, following it until the job has ended; each payload is views
+   * of the received data (not copied). Breaking out of the loop cancels the call. No deadline: a job may run
+   * for days.
    */
-  async *logs(id: string, fromOffset = 0): AsyncGenerator<DataChunk> {
-    const queue: DataChunk[] = [];
+  async *logs(id: string, fromOffset = 0): AsyncGenerator<DataChunkParts> {
+    const queue: DataChunkParts[] = [];
+    const onParts = (parts: Buffer[]): void => {
+      queue.push(decodeDataChunkParts(parts));
+      if (queue.length >= LOG_QUEUE_CHUNKS) call.pause();
+      wake?.();
+    };
     let ended = false;
     let failure: RpcError | undefined;
     let wake: (() => void) | undefined;
     const call = this.startCall("GetJobLogs", S.getJobLogs.path, {
       maxMessageBytes: MAX_RECEIVE_BYTES,
-      onMessage: (m) => {
-        queue.push(decodeDataChunk(m));
-        if (queue.length >= LOG_QUEUE_CHUNKS) call.pause();
-        wake?.();
-      },
+      onMessage: (m) => onParts([m]),
+      onMessageParts: onParts,
       onEnd: (err) => {
         ended = true;
         failure = err;

@@ -7,7 +7,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isJobletError } from "../shared/errors.js";
 import { Stream, type DataChunk } from "../shared/proto/joblet.js";
-import { writeAll, type Output } from "./io.js";
+import type { DataChunkParts } from "../shared/wire-codec.js";
+import { writeParts, type Output } from "./io.js";
 
 /** Where the two streams go, and where reconnect notes go. */
 export interface FollowSinks {
@@ -17,9 +18,9 @@ export interface FollowSinks {
   readonly notes: Output;
 }
 
-/** The one method follow needs; RnxClient has it. */
+/** The one method follow needs; RnxClient has it (its payloads come as several views: DataChunkParts). */
 export interface LogSource {
-  logs(id: string, fromOffset?: number): AsyncIterable<DataChunk>;
+  logs(id: string, fromOffset?: number): AsyncIterable<DataChunk | DataChunkParts>;
 }
 
 /** Options for `followLogs`. */
@@ -56,22 +57,26 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
       for await (const chunk of source.logs(id, next)) {
         reached = true;
         attempt = 0;
-        let payload = chunk.payload;
+        let payload: readonly Uint8Array[] = Array.isArray(chunk.payload) ? chunk.payload : [chunk.payload];
+        let length = 0;
+        for (const p of payload) length += p.length;
         if (offsetsTrusted && chunk.offset > next) {
           // A jump forward: the server dropped that much of the job's output (its per-job log cap).
           sinks.notes.write(`rnx: ${chunk.offset - next} bytes of job ${id}'s output were dropped here by the server's log size cap\n`);
           next = chunk.offset;
         } else if (offsetsTrusted && chunk.offset !== next) {
           // After a reconnect the server may start inside the last chunk written: skip what was written.
-          const overlaps = first && chunk.offset < next && chunk.offset + payload.length > next;
-          if (overlaps) payload = payload.subarray(next - chunk.offset);
-          else offsetsTrusted = false;
+          const overlaps = first && chunk.offset < next && chunk.offset + length > next;
+          if (overlaps) {
+            payload = dropFront(payload, next - chunk.offset);
+            length -= next - chunk.offset;
+          } else offsetsTrusted = false;
         }
         first = false;
-        if (payload.length === 0) continue;
-        await writeAll(chunk.stream === Stream.STDERR ? sinks.stderr : sinks.stdout, payload);
-        written += payload.length;
-        next += payload.length;
+        if (length === 0) continue;
+        await writeParts(chunk.stream === Stream.STDERR ? sinks.stderr : sinks.stdout, payload);
+        written += length;
+        next += length;
       }
       return written;
     } catch (err) {
@@ -83,4 +88,18 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
       attempt++;
     }
   }
+}
+
+/** `parts` without their first `bytes` bytes (views, no copy). */
+function dropFront(parts: readonly Uint8Array[], bytes: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (bytes >= p.length) {
+      bytes -= p.length;
+      continue;
+    }
+    out.push(bytes > 0 ? p.subarray(bytes) : p);
+    bytes = 0;
+  }
+  return out;
 }

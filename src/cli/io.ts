@@ -22,6 +22,21 @@ export async function writeAll(out: NodeJS.WritableStream, data: Uint8Array | st
   if (!out.write(data)) await once(out, "drain");
 }
 
+/**
+ * Writes `parts` in order as one write (corked: a socket or pipe gets one writev) and, when the stream's
+ * buffer is full, waits for 'drain'.
+ */
+export async function writeParts(out: NodeJS.WritableStream, parts: readonly Uint8Array[]): Promise<void> {
+  if (parts.length === 1) return writeAll(out, parts[0]!);
+  const w = out as NodeJS.WritableStream & { cork?(): void; uncork?(): void };
+  w.cork?.();
+  let ok = true;
+  // Nothing is flushed while corked, so the last write's answer covers them all.
+  for (const p of parts) ok = out.write(p);
+  w.uncork?.();
+  if (!ok) await once(out, "drain");
+}
+
 /** True when `out` should get colours: a terminal, and NO_COLOR unset or empty (no-color.org). */
 export function useColor(out: Output, env: NodeJS.ProcessEnv): boolean {
   return out.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb";

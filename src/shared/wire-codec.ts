@@ -80,6 +80,47 @@ export function decodeDataChunk(bytes: Uint8Array): DataChunk {
   return msg;
 }
 
+/** A DataChunk whose payload is a list of views, in order (the message as received, in several buffers). */
+export interface DataChunkParts {
+  stream: Stream;
+  offset: number;
+  /** Non-empty views; their concatenation is the payload. */
+  payload: Buffer[];
+}
+
+/**
+ * DataChunk from its wire form in several buffers (`parts`, in order) without copying the payload, when the
+ * fields before it lie in the first part and the payload is the last field (as encodeDataChunk writes it);
+ * any other layout is joined and decoded as usual. The caller must not reuse the parts.
+ */
+export function decodeDataChunkParts(parts: readonly Buffer[]): DataChunkParts {
+  if (parts.length > 1) {
+    const head = parts[0]!;
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const reader = new BinaryReader(head);
+    let stream = Stream.STREAM_UNSPECIFIED;
+    let offset = 0;
+    try {
+      while (reader.pos < reader.len) {
+        const tag = reader.uint32();
+        if (tag === TAG_CHUNK_STREAM) stream = reader.int32();
+        else if (tag === TAG_CHUNK_OFFSET) offset = Number(reader.uint64());
+        else if (tag === TAG_CHUNK_PAYLOAD) {
+          const length = reader.uint32();
+          if (reader.pos + length !== total) break;
+          const payload = [head.subarray(reader.pos), ...parts.slice(1)].filter((p) => p.length > 0);
+          return { stream, offset, payload };
+        } else break;
+      }
+    } catch {
+      // A field cut at the end of the first part: decode the joined message below.
+    }
+  }
+  const one = decodeDataChunk(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  return { stream: one.stream, offset: one.offset, payload: one.payload.length === 0 ? [] : [toBuffer(one.payload)] };
+}
+
 /** The payload of a chunk without one. */
 const EMPTY = Buffer.alloc(0);
 

@@ -14,6 +14,11 @@ export interface CallOptions {
   readonly maxMessageBytes: number;
   /** Each message the server sends, in order. */
   onMessage(message: Buffer): void;
+  /**
+   * When set, called instead of onMessage with each message as the views of the received chunks it lies in
+   * (no copy; a 64 KiB message arrives in ~16 KiB chunks); the views must not be written to.
+   */
+  onMessageParts?: (parts: Buffer[]) => void;
   /** The call ended: without an error for status OK. Called exactly once, after the last onMessage. */
   onEnd(error: RpcError | undefined): void;
 }
@@ -120,14 +125,16 @@ export class GrpcCall {
 
   private onData(chunk: Buffer): void {
     if (this.localError || this.ended) return;
-    let messages: Buffer[];
+    const onParts = this.opts.onMessageParts;
+    let messages: Buffer[] | Buffer[][];
     try {
-      messages = this.decoder.push(chunk);
+      messages = onParts ? this.decoder.pushParts(chunk) : this.decoder.push(chunk);
     } catch (err) {
       this.abort(err instanceof RpcError ? err : new RpcError(GrpcStatus.INTERNAL, String(err)));
       return;
     }
-    for (const m of messages) this.opts.onMessage(m);
+    if (onParts) for (const m of messages as Buffer[][]) onParts(m);
+    else for (const m of messages as Buffer[]) this.opts.onMessage(m);
   }
 
   private finish(): void {

@@ -78,4 +78,23 @@ describe("MessageDecoder", () => {
     odd[0] = 2;
     assert.throws(() => new MessageDecoder(10).push(odd), (e: unknown) => e instanceof RpcError && /flag 2/.test(e.details));
   });
+
+  test("pushParts hands a message spanning chunks out as views of them, none copied; the same stream as push", () => {
+    const body = Buffer.from("x".repeat(40_000) + "y".repeat(40_000));
+    const all = wire(Buffer.from("a"), body, Buffer.alloc(0), Buffer.from("zz"));
+    for (const size of [1, 7, 16_384, all.length]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < all.length; i += size) chunks.push(all.subarray(i, i + size));
+      const d = new MessageDecoder(1 << 20);
+      const messages = chunks.flatMap((c) => d.pushParts(c));
+      assert.deepEqual(messages.map((parts) => Buffer.concat(parts).toString()), ["a", body.toString(), "", "zz"], `chunks of ${size} bytes`);
+      for (const parts of messages) {
+        for (const p of parts) {
+          assert.ok(p.length > 0, "no empty views");
+          assert.equal(p.buffer, all.buffer, "a view of the received memory");
+        }
+      }
+      assert.ok(d.idle);
+    }
+  });
 });

@@ -16,16 +16,18 @@ export function messagePrefix(lengthBytes: number): Buffer {
 }
 
 /**
- * Splits a stream of DATA chunks into whole messages. A message that lies inside one chunk is handed out as
- * a view of that chunk (Node's HTTP/2 gives every chunk its own memory, so views stay valid); one that spans
- * chunks is gathered into a buffer of its exact size, so each byte is copied at most once.
+ * Splits a stream of DATA chunks into whole messages. `pushParts` hands each message out as views of the
+ * chunks it lies in (Node's HTTP/2 gives every chunk its own memory, so views stay valid): no copy at all.
+ * `push` gathers a message that spans chunks into one buffer of its exact size, so each byte is copied at
+ * most once.
  */
 export class MessageDecoder {
   /** Bytes of the current prefix seen so far (it may itself be split across chunks). */
   private readonly prefix = Buffer.alloc(PREFIX_BYTES);
   private prefixBytes = 0;
-  /** The message being gathered across chunks, and how much of it has arrived. */
-  private body: Buffer | undefined;
+  /** Views of the message being received across chunks, its length and how much of it has arrived. */
+  private parts: Buffer[] | undefined;
+  private bodyLength = 0;
   private bodyBytes = 0;
 
   /** `maxMessageBytes`: a larger message fails the call with RESOURCE_EXHAUSTED before any of it is buffered. */
@@ -33,22 +35,30 @@ export class MessageDecoder {
 
   /** True when no partial prefix or message is pending: the stream may end here. */
   get idle(): boolean {
-    return this.prefixBytes === 0 && this.body === undefined;
+    return this.prefixBytes === 0 && this.parts === undefined;
   }
 
-  /** Feeds one chunk; returns the messages it completed, in order. Throws RpcError on a bad prefix. */
+  /** Feeds one chunk; returns the messages it completed, in order, each in one buffer. Throws RpcError on a bad prefix. */
   push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+    return this.pushParts(chunk).map((parts) => (parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+  }
+
+  /**
+   * Feeds one chunk; returns the messages it completed, in order, each as the non-empty views of the chunks
+   * it lies in (an empty message is an empty list). Throws RpcError on a bad prefix.
+   */
+  pushParts(chunk: Buffer): Buffer[][] {
+    const out: Buffer[][] = [];
     let pos = 0;
     while (pos < chunk.length) {
-      if (this.body !== undefined) {
-        const n = Math.min(this.body.length - this.bodyBytes, chunk.length - pos);
-        chunk.copy(this.body, this.bodyBytes, pos, pos + n);
+      if (this.parts !== undefined) {
+        const n = Math.min(this.bodyLength - this.bodyBytes, chunk.length - pos);
+        this.parts.push(chunk.subarray(pos, pos + n));
         this.bodyBytes += n;
         pos += n;
-        if (this.bodyBytes === this.body.length) {
-          out.push(this.body);
-          this.body = undefined;
+        if (this.bodyBytes === this.bodyLength) {
+          out.push(this.parts);
+          this.parts = undefined;
         }
         continue;
       }
@@ -70,11 +80,14 @@ export class MessageDecoder {
       if (length > this.maxMessageBytes) {
         throw new RpcError(GrpcStatus.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${this.maxMessageBytes})`);
       }
-      if (chunk.length - pos >= length) {
-        out.push(chunk.subarray(pos, pos + length));
+      if (length === 0) {
+        out.push([]);
+      } else if (chunk.length - pos >= length) {
+        out.push([chunk.subarray(pos, pos + length)]);
         pos += length;
       } else {
-        this.body = Buffer.allocUnsafe(length);
+        this.parts = [];
+        this.bodyLength = length;
         this.bodyBytes = 0;
       }
     }
