@@ -23,18 +23,31 @@ export async function writeAll(out: NodeJS.WritableStream, data: Uint8Array | st
 }
 
 /**
- * Writes `parts` in order as one write (corked: a socket or pipe gets one writev) and, when the stream's
- * buffer is full, waits for 'drain'.
+ * Writes `parts` in order as one write (corked: a socket or pipe gets one writev) and waits for 'drain' only
+ * once more than `aheadBytes` are queued in the stream. Ahead of a pipe (64 KiB on Linux) the queue lets the
+ * writes that pile up while the reader is behind go out together in one writev, and rnx keeps reading the
+ * network meanwhile, instead of stopping after every chunk until the pipe has room.
  */
-export async function writeParts(out: NodeJS.WritableStream, parts: readonly Uint8Array[]): Promise<void> {
-  if (parts.length === 1) return writeAll(out, parts[0]!);
-  const w = out as NodeJS.WritableStream & { cork?(): void; uncork?(): void };
-  w.cork?.();
+export async function writeParts(out: NodeJS.WritableStream, parts: readonly Uint8Array[], aheadBytes: number): Promise<void> {
+  const w = out as NodeJS.WritableStream & { cork?(): void; uncork?(): void; writableLength?: number };
   let ok = true;
-  // Nothing is flushed while corked, so the last write's answer covers them all.
-  for (const p of parts) ok = out.write(p);
-  w.uncork?.();
-  if (!ok) await once(out, "drain");
+  if (parts.length === 1) ok = out.write(parts[0]!);
+  else {
+    w.cork?.();
+    // Nothing is flushed while corked, so the last write's answer covers them all.
+    for (const p of parts) ok = out.write(p);
+    w.uncork?.();
+  }
+  // A write that returned false set the stream's need for 'drain': it comes once the queue is empty.
+  if (!ok && (w.writableLength ?? Infinity) > aheadBytes) await once(out, "drain");
+}
+
+/**
+ * Resolves once what `out` queued beyond its mark has been handed to the system (at once when nothing is
+ * waiting for 'drain'): before writing to the other stream, so `2>&1` keeps the job's order.
+ */
+export async function drained(out: NodeJS.WritableStream): Promise<void> {
+  if ((out as { writableNeedDrain?: boolean }).writableNeedDrain) await once(out, "drain");
 }
 
 /** True when `out` should get colours: a terminal, and NO_COLOR unset or empty (no-color.org). */

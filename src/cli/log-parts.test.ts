@@ -71,3 +71,31 @@ test("followLogs writes a chunk in several parts as its bytes in order, and resu
   assert.equal(Buffer.concat(out).toString(), "abcdefghtail");
   assert.equal(Buffer.concat(err).toString(), "ERRxyz123");
 });
+
+test("followLogs: output queued for stdout is flushed before stderr is written (2>&1 keeps the order)", async () => {
+  const order: string[] = [];
+  const sink = (name: string) =>
+    new Writable({
+      highWaterMark: 2,
+      write(c: Buffer, _e, cb) {
+        setTimeout(() => {
+          order.push(`${name}:${c.toString()}`);
+          cb();
+        }, 3);
+      },
+    });
+  const chunk = (text: string, offset: number, stream: Stream): DataChunkParts => ({ payload: [Buffer.from(text)], stream, offset });
+  const src = {
+    async *logs() {
+      yield chunk("o1", 0, Stream.STDOUT);
+      yield chunk("o2", 2, Stream.STDOUT);
+      yield chunk("e1", 4, Stream.STDERR);
+      yield chunk("o3", 6, Stream.STDOUT);
+    },
+  };
+  const out = sink("out");
+  const err = sink("err");
+  await followLogs(src, "j", { stdout: out, stderr: err, notes: sink("notes") });
+  await Promise.all([new Promise((r) => out.end(r)), new Promise((r) => err.end(r))]);
+  assert.deepEqual(order, ["out:o1", "out:o2", "err:e1", "out:o3"]);
+});
