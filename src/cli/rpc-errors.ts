@@ -5,6 +5,7 @@
 import { JobletError, type ErrorCode } from "../shared/errors.js";
 import { certFacts, isIssuedBy } from "./cert-facts.js";
 import type { Target } from "./target.js";
+import { GrpcStatus } from "./grpc/status.js";
 
 /** The fields of a failed call this module reads (grpc/status.ts's RpcError, or a grpc-js ServiceError). */
 export interface RpcFailure {
@@ -17,25 +18,6 @@ export interface RpcFailure {
 /** The trailing-metadata key under which the daemon sends a JobletError's hint. */
 export const HINT_METADATA_KEY = "joblet-hint";
 
-/** gRPC status numbers (grpc/doc/statuscodes.md). */
-const GrpcStatus = {
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-} as const;
 
 /** The RPCs that need the admin role; the others are open to viewers too. */
 const ADMIN_RPCS = new Set(["RunJob", "RunJobWithUploads", "StopJob", "DeleteJob"]);

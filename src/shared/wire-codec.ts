@@ -16,7 +16,7 @@ const TAG_CHUNK_OFFSET = (101 << 3) | 0;
 const MAX_VARINT_BYTES = 8;
 
 /** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
-function putVarint(buf: Buffer, pos: number, value: number): number {
+export function putVarint(buf: Buffer, pos: number, value: number): number {
   // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
   while (value > 0x7f) {
     buf[pos++] = (value % 0x80) | 0x80;

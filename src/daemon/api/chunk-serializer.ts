@@ -5,6 +5,7 @@
 // starting a full mark-compact (logs/chunk-pool.ts). Byte-identical to encodeDataChunk
 // (src/shared/wire-codec.ts; the test checks both against the generated encoder).
 import { Stream, type DataChunk } from "../../shared/proto/joblet.js";
+import { putVarint } from "../../shared/wire-codec.js";
 import { FRAME_INTO, type FrameInto } from "./frame-reuse.js";
 
 /** (field number << 3) | wire type: payload 1 (length-delimited), stream 100 and offset 101 (varints). */
@@ -65,15 +66,4 @@ function writeChunk(buf: Buffer, pos: number, msg: DataChunk): number {
     n += payload.length;
   }
   return n;
-}
-
-/** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
-function putVarint(buf: Buffer, pos: number, value: number): number {
-  // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
-  while (value > 0x7f) {
-    buf[pos++] = (value % 0x80) | 0x80;
-    value = Math.floor(value / 0x80);
-  }
-  buf[pos++] = value;
-  return pos;
 }
