@@ -465,6 +465,9 @@ export class JobService {
     const t0 = performance.now();
     if (!(await this.runtime.waitMonitorExit(id, MONITOR_DRAIN_MS))) log.warn("conmon still runs after the job ended");
     const tDrained = performance.now();
+    // conmon has written the last byte: cut the log to logs.maxJobLogMB before the end is recorded, so that a
+    // job seen as ended has its final log (a log under the cap costs one stat).
+    await this.logKeeper.capJob(id);
     // Read the OOM counter and usage before the cgroup is removed with the container.
     const cg = this.cgroupPath(id);
     const stats = this.cgroups.stats(cg);
@@ -495,7 +498,6 @@ export class JobService {
     await this.cleanup(id, true);
     const tRemoved = performance.now();
     this.wakeFinalWaiters(id);
-    await this.logKeeper.capJob(id);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",
