@@ -16,7 +16,7 @@ const TAG_CHUNK_OFFSET = (101 << 3) | 0;
 const MAX_VARINT_BYTES = 8;
 
 /** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
-export function putVarint(buf: Buffer, pos: number, value: number): number {
+function putVarint(buf: Buffer, pos: number, value: number): number {
   // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
   while (value > 0x7f) {
     buf[pos++] = (value % 0x80) | 0x80;
@@ -43,22 +43,37 @@ export function encodeUploadReq(msg: UploadReq): Buffer {
   return join(head, putVarint(head, 1, data.length), data);
 }
 
-/** DataChunk in one copy of its payload; fields equal to their defaults are left out, as proto3 does. */
-export function encodeDataChunk(msg: DataChunk): Buffer {
-  const head = Buffer.allocUnsafe(3 * (2 + MAX_VARINT_BYTES));
-  let n = 0;
-  // Field order on the wire does not matter to decoders; the payload goes last to append it in one copy.
+/** Largest head `putDataChunkHead` writes, bytes: three tags of up to 2 bytes and three varints. */
+export const DATA_CHUNK_HEAD_BYTES = 3 * (2 + MAX_VARINT_BYTES);
+
+/**
+ * Writes DataChunk's fields before its payload bytes at `pos` of `buf` (room for DATA_CHUNK_HEAD_BYTES):
+ * stream and offset when not their defaults, as proto3 does, then the payload's tag and length when it is not
+ * empty. Returns the position after them; the payload bytes go there. Field order on the wire does not matter
+ * to decoders; the payload goes last so that it is appended in one copy.
+ */
+export function putDataChunkHead(buf: Buffer, pos: number, msg: DataChunk): number {
+  let n = pos;
   if (msg.stream !== Stream.STREAM_UNSPECIFIED) {
-    n = putVarint(head, n, TAG_CHUNK_STREAM);
-    n = putVarint(head, n, msg.stream < 0 ? 0 : msg.stream);
+    n = putVarint(buf, n, TAG_CHUNK_STREAM);
+    n = putVarint(buf, n, msg.stream < 0 ? 0 : msg.stream);
   }
   if (msg.offset !== 0) {
-    n = putVarint(head, n, TAG_CHUNK_OFFSET);
-    n = putVarint(head, n, msg.offset);
+    n = putVarint(buf, n, TAG_CHUNK_OFFSET);
+    n = putVarint(buf, n, msg.offset);
   }
+  if (msg.payload.length > 0) {
+    n = putVarint(buf, n, TAG_CHUNK_PAYLOAD);
+    n = putVarint(buf, n, msg.payload.length);
+  }
+  return n;
+}
+
+/** DataChunk in one copy of its payload. */
+export function encodeDataChunk(msg: DataChunk): Buffer {
+  const head = Buffer.allocUnsafe(DATA_CHUNK_HEAD_BYTES);
+  const n = putDataChunkHead(head, 0, msg);
   if (msg.payload.length === 0) return Buffer.from(head.subarray(0, n));
-  n = putVarint(head, n, TAG_CHUNK_PAYLOAD);
-  n = putVarint(head, n, msg.payload.length);
   return join(head, n, msg.payload);
 }
 

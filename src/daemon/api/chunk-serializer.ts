@@ -4,20 +4,14 @@
 // nothing of it. A fresh buffer per message would be 64 KiB of garbage per chunk, which V8 counts toward
 // starting a full mark-compact (logs/chunk-pool.ts). Byte-identical to encodeDataChunk
 // (src/shared/wire-codec.ts; the test checks both against the generated encoder).
-import { Stream, type DataChunk } from "../../shared/proto/joblet.js";
-import { putVarint } from "../../shared/wire-codec.js";
+import type { DataChunk } from "../../shared/proto/joblet.js";
+import { DATA_CHUNK_HEAD_BYTES, putDataChunkHead } from "../../shared/wire-codec.js";
 import { FRAME_INTO, type FrameInto } from "./frame-reuse.js";
 
-/** (field number << 3) | wire type: payload 1 (length-delimited), stream 100 and offset 101 (varints). */
-const TAG_PAYLOAD = (1 << 3) | 2;
-const TAG_STREAM = (100 << 3) | 0;
-const TAG_OFFSET = (101 << 3) | 0;
-/** Longest head: three tags of up to 2 bytes and three varints of up to 8 bytes (values up to 2^53). */
-const MAX_HEAD_BYTES = 3 * (2 + 8);
 /** gRPC's frame header: a compressed flag byte and the message length (uint32, big-endian). */
 const GRPC_HEADER_BYTES = 5;
 /** Scratch larger than this (a one-off huge message) is not kept. */
-const KEEP_SCRATCH_BYTES = (64 << 10) + MAX_HEAD_BYTES;
+const KEEP_SCRATCH_BYTES = (64 << 10) + DATA_CHUNK_HEAD_BYTES;
 
 /** A DataChunk serializer: plain calls return bytes valid until the next call; `[FRAME_INTO]` frames into a buffer. */
 export type DataChunkSerializer = ((msg: DataChunk) => Buffer) & { [FRAME_INTO]: FrameInto<DataChunk> };
@@ -30,13 +24,13 @@ export type DataChunkSerializer = ((msg: DataChunk) => Buffer) & { [FRAME_INTO]:
 export function dataChunkSerializer(): DataChunkSerializer {
   let scratch = Buffer.allocUnsafe(KEEP_SCRATCH_BYTES);
   const plain = (msg: DataChunk): Buffer => {
-    const need = MAX_HEAD_BYTES + msg.payload.length;
+    const need = DATA_CHUNK_HEAD_BYTES + msg.payload.length;
     const buf = need <= scratch.length ? scratch : Buffer.allocUnsafe(need);
     if (buf !== scratch && need <= KEEP_SCRATCH_BYTES) scratch = buf;
     return buf.subarray(0, writeChunk(buf, 0, msg));
   };
   const frameInto: FrameInto<DataChunk> = (msg, frame) => {
-    const need = GRPC_HEADER_BYTES + MAX_HEAD_BYTES + msg.payload.length;
+    const need = GRPC_HEADER_BYTES + DATA_CHUNK_HEAD_BYTES + msg.payload.length;
     const buf = need <= frame.length ? frame : Buffer.allocUnsafe(need);
     const end = writeChunk(buf, GRPC_HEADER_BYTES, msg);
     buf[0] = 0; // not compressed
@@ -48,22 +42,7 @@ export function dataChunkSerializer(): DataChunkSerializer {
 
 /** Writes `msg`'s wire form at `pos` of `buf` (which has room for it); returns the position after it. */
 function writeChunk(buf: Buffer, pos: number, msg: DataChunk): number {
-  let n = pos;
-  // Field order on the wire does not matter to decoders; the payload goes last, as encodeDataChunk does.
-  if (msg.stream !== Stream.STREAM_UNSPECIFIED) {
-    n = putVarint(buf, n, TAG_STREAM);
-    n = putVarint(buf, n, msg.stream < 0 ? 0 : msg.stream);
-  }
-  if (msg.offset !== 0) {
-    n = putVarint(buf, n, TAG_OFFSET);
-    n = putVarint(buf, n, msg.offset);
-  }
-  const payload = msg.payload;
-  if (payload.length > 0) {
-    n = putVarint(buf, n, TAG_PAYLOAD);
-    n = putVarint(buf, n, payload.length);
-    buf.set(payload, n);
-    n += payload.length;
-  }
-  return n;
+  const n = putDataChunkHead(buf, pos, msg);
+  buf.set(msg.payload, n);
+  return n + msg.payload.length;
 }
