@@ -41,7 +41,7 @@ export interface FollowOptions {
 // Short, capped waits: a daemon restart takes about a second, and several may come in a row (a crash loop).
 const DEFAULT_RETRY_DELAYS_MS = [250, 500, 1000];
 const DEFAULT_RETRY_BUDGET_MS = 60_000;
-// 1 MiB: 16 of the daemon's 64 KiB chunks; waiting for 'drain' after each chunk (Node's 16 KiB mark) cost
+// 1 MiB: four of the daemon's 256 KiB chunks; waiting for 'drain' after each chunk (Node's 16 KiB mark) cost
 // `rnx log | wc -c` ~10 % of its throughput (bench/README.md).
 const DEFAULT_WRITE_AHEAD_BYTES = 1 << 20;
 

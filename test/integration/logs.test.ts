@@ -1,6 +1,6 @@
 // Log capture and follow against a real daemon (conmon's k8s-file log, read with byte offsets): concurrent
 // followers joining at different times each get the whole output exactly once, in order, tagged with its
-// stream, in chunks of at most 64 KiB with contiguous offsets; output is binary-safe; a resume from an
+// stream, in chunks of at most 256 KiB (less under a small grpc.maxSendMsgSize) with contiguous offsets; output is binary-safe; a resume from an
 // offset returns exactly the suffix; a paused follower slows only itself; rnx log and rnx run deliver all.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -9,10 +9,11 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunJobReq, Stream, type DataChunk, type GetJobStatusRes, type JobletServiceClient, type RunJobRes } from "../../src/shared/proto/joblet.js";
+import { DATA_CHUNK_HEAD_BYTES } from "../../src/shared/wire-codec.js";
 import { TestDaemon, unary } from "./harness.js";
 
 const T = { timeout: 120_000 };
-const MAX_CHUNK_BYTES = 65536;
+const MAX_CHUNK_BYTES = 256 << 10;
 
 let d: TestDaemon;
 let c: JobletServiceClient;
@@ -78,7 +79,7 @@ class Follower {
     let next = from;
     for (const [i, ch] of this.chunks.entries()) {
       assert.ok(ch.payload.length > 0, `chunk ${i} is empty`);
-      assert.ok(ch.payload.length <= MAX_CHUNK_BYTES, `chunk ${i} has ${ch.payload.length} bytes (> 64 KiB)`);
+      assert.ok(ch.payload.length <= MAX_CHUNK_BYTES, `chunk ${i} has ${ch.payload.length} bytes (> 256 KiB)`);
       assert.ok(ch.stream === Stream.STDOUT || ch.stream === Stream.STDERR, `chunk ${i} has stream ${ch.stream}`);
       assert.equal(ch.offset, next, `chunk ${i} starts at ${ch.offset}, expected ${next} (sum of the previous payloads)`);
       next += ch.payload.length;
@@ -259,3 +260,24 @@ function seq(n: number): string {
   for (let i = 1; i <= n; i++) s += `${i}\n`;
   return s;
 }
+
+test("under a small grpc.maxSendMsgSize the output comes in chunks that fit it, all of it, and rnx log prints it", T, async () => {
+  // The smallest limit the config accepts: a 256 KiB chunk would fail the stream with RESOURCE_EXHAUSTED.
+  const small = await TestDaemon.start({ grpc: { maxSendMsgSize: 1024 } });
+  const sc = small.client();
+  try {
+    const job = await unary<RunJobRes>((cb) => sc.runJob(RunJobReq.fromPartial({ command: "sh", args: ["-c", "seq 1 30000; echo warn >&2"] }), cb));
+    const f = new Follower(job.id, 0, sc);
+    await f.done;
+    const out = Buffer.concat(f.chunks.filter((ch) => ch.stream === Stream.STDOUT).map((ch) => ch.payload)).toString();
+    assert.equal(out, seq(30000));
+    for (const ch of f.chunks) assert.ok(ch.payload.length <= 1024 - DATA_CHUNK_HEAD_BYTES, `a chunk of ${ch.payload.length} bytes under a 1024-byte message limit`);
+    const r = await small.rnx(["log", job.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, seq(30000));
+    assert.equal(r.stderr, "warn\n");
+  } finally {
+    sc.close();
+    await small.destroy();
+  }
+});

@@ -16,7 +16,7 @@ export interface CallOptions {
   onMessage(message: Buffer): void;
   /**
    * When set, called instead of onMessage with each message as the views of the received chunks it lies in
-   * (no copy; a 64 KiB message arrives in ~16 KiB chunks); the views must not be written to.
+   * (no copy; a 256 KiB message arrives in ~16 KiB chunks); the views must not be written to.
    */
   onMessageParts?: (parts: Buffer[]) => void;
   /** The call ended: without an error for status OK. Called exactly once, after the last onMessage. */

@@ -1,17 +1,18 @@
 // The daemon's serializer for GetJobLogs responses: DataChunk in its wire form, written without allocating.
 // Either straight into a reused gRPC frame (frame-reuse.ts), or, when grpc-js calls it the plain way, into one
 // reused buffer: grpc-js's server copies every serialized message at once into its own framed buffer and keeps
-// nothing of it. A fresh buffer per message would be 64 KiB of garbage per chunk, which V8 counts toward
+// nothing of it. A fresh buffer per message would be 256 KiB of garbage per chunk, which V8 counts toward
 // starting a full mark-compact (logs/chunk-pool.ts). Byte-identical to encodeDataChunk
 // (src/shared/wire-codec.ts; the test checks both against the generated encoder).
 import type { DataChunk } from "../../shared/proto/joblet.js";
 import { DATA_CHUNK_HEAD_BYTES, putDataChunkHead } from "../../shared/wire-codec.js";
+import { DEFAULT_MAX_CHUNK_BYTES } from "../logs/reader.js";
 import { FRAME_INTO, type FrameInto } from "./frame-reuse.js";
 
 /** gRPC's frame header: a compressed flag byte and the message length (uint32, big-endian). */
 const GRPC_HEADER_BYTES = 5;
 /** Scratch larger than this (a one-off huge message) is not kept. */
-const KEEP_SCRATCH_BYTES = (64 << 10) + DATA_CHUNK_HEAD_BYTES;
+const KEEP_SCRATCH_BYTES = DEFAULT_MAX_CHUNK_BYTES + DATA_CHUNK_HEAD_BYTES;
 
 /** A DataChunk serializer: plain calls return bytes valid until the next call; `[FRAME_INTO]` frames into a buffer. */
 export type DataChunkSerializer = ((msg: DataChunk) => Buffer) & { [FRAME_INTO]: FrameInto<DataChunk> };

@@ -1,6 +1,6 @@
 // Reused gRPC frames for server-streamed bulk messages. grpc-js (1.14) serializes every outgoing message into
 // a fresh buffer with its 5-byte frame header (BaseServerInterceptingCall.serializeMessage), hands it to the
-// HTTP/2 stream and drops it when that write completes. For GetJobLogs that is one 64 KiB ArrayBuffer per
+// HTTP/2 stream and drops it when that write completes. For GetJobLogs that is one 256 KiB ArrayBuffer per
 // chunk, and dead young ArrayBuffers make V8 start full mark-compacts back to back (logs/chunk-pool.ts says
 // why); with these frames reused, streaming a log allocates no buffer per chunk and runs no full GC
 // (bench/README.md, "Log throughput").
@@ -14,6 +14,7 @@
 // index: `installFrameReuse` checks they are there and reports false (nothing patched) if not.
 import { createRequire } from "node:module";
 import { BufferPool } from "../logs/chunk-pool.js";
+import { DEFAULT_MAX_CHUNK_BYTES } from "../logs/reader.js";
 
 /** A serializer's optional method: writes `msg` framed (5-byte gRPC header, then the message) into `frame`. */
 export const FRAME_INTO = Symbol("frameInto");
@@ -24,10 +25,11 @@ export const FRAME_INTO = Symbol("frameInto");
  */
 export type FrameInto<T> = (msg: T, frame: Buffer) => Buffer;
 
-/** Frame buffer size: a 64 KiB log chunk with its gRPC and protobuf headers. */
-export const FRAME_BYTES = (64 << 10) + 64;
-// One frame per call that is sending at this moment; more concurrent streams allocate (and free) their own.
-const POOLED_FRAMES = 8;
+/** Frame buffer size: a full log chunk (logs/reader.ts, 256 KiB) with its gRPC and protobuf headers. */
+export const FRAME_BYTES = DEFAULT_MAX_CHUNK_BYTES + 64;
+// One frame per call that is sending at this moment (1 MiB kept); more concurrent streams allocate (and free)
+// their own.
+const POOLED_FRAMES = 4;
 const frames = new BufferPool(FRAME_BYTES, POOLED_FRAMES);
 
 /** Frames taken from the pool and frames written by serializers since start (to check the hook is used). */

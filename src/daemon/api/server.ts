@@ -3,10 +3,9 @@
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { JobletError, invalidArgument } from "../../shared/errors.js";
+import { JobletError } from "../../shared/errors.js";
 import { withBulkEncoders } from "../../shared/wire-codec.js";
 import {
-  Stream,
   type DataChunk,
   type DeleteJobReq,
   type DeleteJobRes,
@@ -24,12 +23,12 @@ import {
   type UploadRes,
 } from "../../shared/proto/joblet.js";
 import type { JobService } from "../jobs/service.js";
-import { releaseChunk } from "../logs/reader.js";
 import { authorize, callerOf, type Caller, type RevocationCheck, type Rpc } from "./auth.js";
 import { toJob, toRunRequest } from "./mappers.js";
 import { DECODE_ERROR, tolerantService } from "./decode.js";
 import { installFrameReuse } from "./frame-reuse.js";
 import { dataChunkSerializer } from "./chunk-serializer.js";
+import { streamLogs } from "./log-stream.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
 import { receiveUpload } from "./upload-handler.js";
 import { listenTls, type RefusedHandshake, type TlsListener } from "./tls.js";
@@ -83,7 +82,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const service = withBulkEncoders(tolerantService());
   server.addService(
     { ...service, getJobLogs: { ...service.getJobLogs, responseSerialize: dataChunkSerializer() } },
-    handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers),
+    handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers, opts.maxSendMsgSize),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
   // TLS is done by our listener (tls.ts); grpc-js gets the verified connections as they are.
@@ -125,6 +124,7 @@ function handlers(
   onCall: CallObserver,
   revoked: RevocationCheck,
   followers: Set<ServerWritableStream<GetJobLogsReq, DataChunk>>,
+  maxSendMsgSize: number,
 ): JobletServiceServer {
   /** Wraps a unary handler with authentication, authorisation, logging, observation and error mapping. */
   function unary<Req extends object, Res extends object>(rpc: Rpc, fn: (req: Req, caller: Caller) => Res | Promise<Res>) {
@@ -171,66 +171,7 @@ function handlers(
     },
     getJobLogs: (call: ServerWritableStream<GetJobLogsReq, DataChunk>) => {
       followers.add(call);
-      void streamLogs(call, jobs, log, onCall, revoked).finally(() => followers.delete(call));
+      void streamLogs(call, { jobs, log, onCall, revoked, maxSendMsgSize }).finally(() => followers.delete(call));
     },
   };
 }
-
-async function streamLogs(
-  call: ServerWritableStream<GetJobLogsReq, DataChunk>,
-  jobs: JobService,
-  log: Logger,
-  onCall: CallObserver,
-  revoked: RevocationCheck,
-): Promise<void> {
-  const caller = callerOf(call.getAuthContext());
-  const started = performance.now();
-  const done = (code: string, details = "") =>
-    onCall({ rpc: "GetJobLogs", caller, jobId: call.request.id, code, details, ms: elapsedMs(started) });
-  const abort = new AbortController();
-  call.on("cancelled", () => abort.abort());
-  call.on("close", () => abort.abort());
-  try {
-    authorize(caller, "GetJobLogs", revoked);
-    if (DECODE_ERROR in call.request) throw (call.request as Record<symbol, JobletError>)[DECODE_ERROR];
-    const from = call.request.fromOffset;
-    if (!Number.isSafeInteger(from) || from < 0) throw invalidArgument("fromOffset", "a non-negative byte offset", from);
-    for await (const chunk of jobs.logs(call.request.id, from, abort.signal)) {
-      if (abort.signal.aborted) break;
-      const msg: DataChunk = {
-        payload: chunk.data,
-        stream: chunk.stream === "stdout" ? Stream.STDOUT : Stream.STDERR,
-        offset: chunk.offset,
-      };
-      // grpc-js has copied the chunk once its write completes: its buffer goes back to the reader's pool.
-      // A slow client slows only its own stream: wait for grpc-js to drain (16 messages, ~1 MiB, queued).
-      if (!call.write(msg, () => releaseChunk(chunk))) await waitDrain(call, abort.signal);
-    }
-    if (!abort.signal.aborted) {
-      call.end();
-      done("OK");
-    } else done("CANCELLED");
-  } catch (err) {
-    if (abort.signal.aborted) return done("CANCELLED");
-    const e = toServiceError(err, log, "GetJobLogs");
-    log.info({ rpc: "GetJobLogs", caller: caller.subject, code: e.code, details: e.details }, "call failed");
-    done(statusName(e.code), e.details);
-    // Emitting "error" makes grpc-js send the status; destroy() would drop the stream without one.
-    call.emit("error", Object.assign(new Error(e.details), e));
-  } finally {
-    abort.abort();
-  }
-}
-
-function waitDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-

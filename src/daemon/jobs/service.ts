@@ -351,10 +351,10 @@ export class JobService {
   }
 
   /**
-   * The job's output from byte `fromOffset` on; for a job that has not ended, follows it until it has and
-   * every byte is delivered.
+   * The job's output from byte `fromOffset` on, in chunks of at most `maxChunkBytes` (default: the reader's);
+   * for a job that has not ended, follows it until it has and every byte is delivered.
    */
-  async *logs(idOrPrefix: string, fromOffset: number, signal?: AbortSignal): AsyncGenerator<LogChunk> {
+  async *logs(idOrPrefix: string, fromOffset: number, signal?: AbortSignal, maxChunkBytes?: number): AsyncGenerator<LogChunk> {
     const id = this.resolve(idOrPrefix);
     const job = this.mustGet(id);
     const file = this.runtime.paths(id).logPath;
@@ -363,6 +363,7 @@ export class JobService {
       yield* readLog(file, fromOffset, {
         follow,
         signal,
+        maxChunkBytes,
         isDone: () => isFinal(this.mustGet(id).status),
       });
     } catch (err) {

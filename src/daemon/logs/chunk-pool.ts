@@ -1,5 +1,5 @@
 // Chunk buffers handed back by the consumer once it no longer needs a chunk's bytes, reused by the next
-// chunks of any reader. Why: each buffer of 64 KiB is an ArrayBuffer whose memory V8 counts as external.
+// chunks of any reader. Why: each chunk buffer (256 KiB) is an ArrayBuffer whose memory V8 counts as external.
 // Dead young ArrayBuffers are freed only by a scavenge, and V8 runs one for them only after ~32 MiB of them
 // (2 × its default max semi-space); meanwhile it counts their growth since the last mark-compact against the
 // old generation's allocation limit (~10 MiB of slack over a live old generation of ~13 MiB), so streaming

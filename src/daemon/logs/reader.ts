@@ -30,7 +30,7 @@ export interface ReadLogOptions {
   isDone?: () => boolean | Promise<boolean>;
   /** Ends the generator (without an error) and releases the file and watchers. */
   signal?: AbortSignal;
-  /** Largest payload per chunk, in bytes (default 65536). */
+  /** Largest payload per chunk, in bytes (default DEFAULT_MAX_CHUNK_BYTES, 256 KiB). */
   maxChunkBytes?: number;
   /** Interval of the polling fallback while following, in ms (default 100). */
   pollMs?: number;
@@ -45,14 +45,19 @@ export interface ReadLogOptions {
 
 export type { LogGap };
 
-/** Default payload cap per chunk, bytes. */
-export const DEFAULT_MAX_CHUNK_BYTES = 65536;
+/**
+ * Default payload cap per chunk, bytes: 256 KiB. Each chunk becomes one gRPC message, and per-message work
+ * (two async generators, grpc-js's write path, a frame, the client's decode and write) is most of the
+ * daemon's CPU when streaming a large log: against 64 KiB, 256 KiB chunks cut the daemon's CPU per GiB of
+ * `rnx log` replay from 1.33-1.63 s to 1.05-1.27 s (bench/README.md, "Log throughput").
+ */
+export const DEFAULT_MAX_CHUNK_BYTES = 256 << 10;
 /** Largest accepted `maxChunkBytes`: gRPC's default message limit is 4 MiB. */
 export const MAX_CHUNK_BYTES_LIMIT = 4 << 20;
 const DEFAULT_POLL_MS = 100;
-// Enough for one streaming client: grpc-js holds up to 16 messages queued plus the one being sent (1.1 MiB
-// at most kept while idle).
-const POOLED_CHUNKS = 18;
+// Enough for one streaming client: api/log-stream.ts lets 1 MiB (4 chunks) wait in grpc-js, plus the one
+// being sent and the one being filled (1.5 MiB at most kept while idle).
+const POOLED_CHUNKS = 6;
 const chunkBuffers = new BufferPool(DEFAULT_MAX_CHUNK_BYTES, POOLED_CHUNKS);
 
 /**
