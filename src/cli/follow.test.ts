@@ -133,3 +133,21 @@ test("retries are bounded by a time budget, and other errors are not retried", a
   const nf = new JobletError("NOT_FOUND", "no such job");
   await assert.rejects(followLogs(scripted([[chunk("x", 0), nf], [chunk("y", 1)]]), "j", sinks().sinks, { retryDelaysMs: [1] }), /no such job/);
 });
+
+test("a sink without writev (stdout redirected to a file) gets each multi-part chunk as one write, bytes unchanged", async () => {
+  const writes: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      writes.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  const parts = [Buffer.from("ab"), Buffer.from("cde"), Buffer.from("f")];
+  const src: LogSource = {
+    async *logs() {
+      yield { stream: Stream.STDOUT, offset: 0, payload: parts } as unknown as DataChunk;
+    },
+  };
+  await followLogs(src, "j", { stdout: sink, stderr: sink, notes: sink });
+  assert.deepEqual(writes.map(String), ["abcdef"]);
+});
