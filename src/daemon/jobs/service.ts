@@ -66,6 +66,8 @@ export class JobService {
   /** Starts in progress, per job, so a stop can wait for the start it races with. */
   private readonly starting = new Map<string, Promise<unknown>>();
   private readonly finalWaiters = new Map<string, Set<() => void>>();
+  /** Log followers of running jobs, told when the job's end is recorded (before its container is removed). */
+  private readonly endWatchers = new Map<string, Set<() => void>>();
   /** Armed job timeouts; a timeout is also re-armed from the record after a daemon restart. */
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
@@ -365,6 +367,7 @@ export class JobService {
         signal,
         maxChunkBytes,
         isDone: () => isFinal(this.mustGet(id).status),
+        subscribeDone: (wake) => this.watchEnd(id, wake),
       });
     } catch (err) {
       // A job that never started has no log file: its output is empty, not missing.
@@ -563,8 +566,22 @@ export class JobService {
     this.store.update(id, { ...patch, status: to });
     if (isFinal(to)) {
       if (job.status === "RUNNING") this.observer.jobEnded?.(this.mustGet(id));
+      const watchers = this.endWatchers.get(id);
+      this.endWatchers.delete(id);
+      for (const w of watchers ?? []) w();
       if (wake) this.wakeFinalWaiters(id);
     }
+  }
+
+  /** Calls `wake` once job `id`'s end is recorded; returns the unsubscribe. */
+  private watchEnd(id: string, wake: () => void): () => void {
+    let watchers = this.endWatchers.get(id);
+    if (!watchers) this.endWatchers.set(id, (watchers = new Set()));
+    watchers.add(wake);
+    return () => {
+      watchers.delete(wake);
+      if (watchers.size === 0 && this.endWatchers.get(id) === watchers) this.endWatchers.delete(id);
+    };
   }
 
   private wakeFinalWaiters(id: string): void {

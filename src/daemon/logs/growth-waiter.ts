@@ -59,6 +59,11 @@ export class GrowthWaiter {
     });
   }
 
+  /** Ends the current wait (or the next one) now: something besides the file changed, e.g. the job ended. */
+  poke(): void {
+    this.wakeUp();
+  }
+
   /** Releases the watcher and the abort listener. */
   close(): void {
     this.closeWatcher();

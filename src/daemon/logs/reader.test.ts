@@ -300,6 +300,34 @@ describe("readLog with follow", () => {
     assert.deepEqual((await reading).map((c) => c.data.toString()), ["hello\n"]);
   });
 
+  it("ends as soon as it is told the job ended, without waiting for the poll interval (a job that wrote nothing)", async () => {
+    const p = newPath();
+    writeFileSync(p, encodeK8sRecord("stdout", Buffer.from("last"), false));
+    let done = false;
+    let wake: (() => void) | undefined;
+    let subscribed = 0;
+    const reading = collect(
+      readLog(p, 0, {
+        follow: true,
+        isDone: () => done,
+        pollMs: 60_000,
+        subscribeDone: (w) => {
+          subscribed++;
+          wake = w;
+          return () => (wake = undefined);
+        },
+      }),
+    );
+    await sleep(50); // at the end of the file, waiting
+    done = true;
+    wake!();
+    const outcome = await Promise.race([reading, sleep(5_000).then(() => "still following after 5 s")]);
+    assert.notEqual(outcome, "still following after 5 s");
+    assert.deepEqual((outcome as LogChunk[]).map((c) => c.data.toString()), ["last\n"]);
+    assert.equal(subscribed, 1);
+    assert.equal(wake, undefined, "unsubscribed at the end");
+  });
+
   it("wakes on file change notifications without waiting for the poll interval", async () => {
     const p = newPath();
     writeFileSync(p, "");

@@ -28,6 +28,12 @@ export interface ReadLogOptions {
    * read made after that found nothing new. Default: never done (follow until aborted).
    */
   isDone?: () => boolean | Promise<boolean>;
+  /**
+   * Subscribes `wake` to be called when `isDone` may have turned true (the job ended); returns the
+   * unsubscribe. A follower waiting at the end of the file then ends at once: a job that ends without
+   * writing does not touch the file, and only the next poll (`pollMs`) would notice.
+   */
+  subscribeDone?: (wake: () => void) => () => void;
   /** Ends the generator (without an error) and releases the file and watchers. */
   signal?: AbortSignal;
   /** Largest payload per chunk, in bytes (default DEFAULT_MAX_CHUNK_BYTES, 256 KiB). */
@@ -97,6 +103,7 @@ export async function* readLog(
   if (signal?.aborted) return;
 
   const waiter = follow ? new GrowthWaiter(filePath, pollMs, signal) : null;
+  const unsubscribeDone = waiter === null ? undefined : opts.subscribeDone?.(() => waiter.poke());
   const builder = new ChunkBuilder(maxChunkBytes);
   const ready: LogChunk[] = [];
   let cursor: LogCursor | null = null;
@@ -195,6 +202,7 @@ export async function* readLog(
       if (signal?.aborted) return;
     }
   } finally {
+    unsubscribeDone?.();
     builder.releaseBuffer();
     waiter?.close();
     await cursor?.close();
