@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { JobletError, describeValue } from "../errors.js";
+import { parseSimpleYaml } from "./rnx-yaml.js";
 
 // Validation is written out by hand rather than with the zod schema the daemon's config uses: rnx loads this
 // on every command, and zod is most of the bundle's size and a good part of its start-up time. The messages
@@ -95,7 +96,9 @@ export function loadRnxConfig(file?: string): RnxConfig {
   }
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(found, "utf8"));
+    const text = readFileSync(found, "utf8");
+    // The yaml package only for what the fast path leaves to it (rnx-yaml.ts): both give the same value.
+    raw = parseSimpleYaml(text) ?? parseYaml(text);
   } catch (err) {
     throw new JobletError("INVALID_ARGUMENT", `config ${found} is not valid YAML: ${(err as Error).message}`);
   }
