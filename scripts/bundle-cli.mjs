@@ -74,20 +74,28 @@ const grpcJsStub = {
   },
 };
 
-// Commander requires node:child_process when it loads, for executable subcommands (`program.command(name,
-// description)` run as separate programs), which rnx has none of. Loading that module pulled in its internals
-// and cost ~5 ms of every rnx command (CPU profile of `rnx list`, 2-core VM); commander gets instead an
-// object whose spawn loads node:child_process on first use, which is all of it commander calls.
-const lazyChildProcess = {
-  name: "lazy-child-process",
+// Modules that rnx's commands rarely need, loaded on their first use instead of when the bundle starts: the
+// importer gets a stand-in whose functions require the real module when called (esbuild bundles such a
+// require and runs the module's code only then). Each was measured in a CPU profile of `rnx list`, 2-core VM:
+// - node:child_process, which commander requires when it loads, for executable subcommands (rnx has none):
+//   ~5 ms of every command; commander calls only its spawn.
+// - yaml, for the config files the fast path (src/shared/config/rnx-yaml.ts) leaves to it: ~2 ms to load.
+const LAZY_MODULES = [
+  { module: "node:child_process", importer: /[\\/]node_modules[\\/]commander[\\/]/, functions: ["spawn"] },
+  { module: "yaml", importer: /[\\/]src[\\/]shared[\\/]config[\\/]rnx\.ts$/, functions: ["parse"] },
+];
+const lazyModules = {
+  name: "lazy-modules",
   setup(build) {
-    build.onResolve({ filter: /^node:child_process$/ }, (args) =>
-      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: "lazy-child-process", namespace: "lazy-child-process" } : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: "lazy-child-process" }, () => ({
-      loader: "js",
-      contents: 'module.exports = { spawn: (...args) => require("node:child_process").spawn(...args) };',
-    }));
+    build.onResolve({ filter: /.*/ }, (args) => {
+      const lazy = LAZY_MODULES.find((l) => l.module === args.path && l.importer.test(args.importer));
+      return lazy && args.namespace === "file" ? { path: lazy.module, namespace: "lazy-module" } : undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: "lazy-module" }, (args) => {
+      const { module, functions } = LAZY_MODULES.find((l) => l.module === args.path);
+      const body = functions.map((f) => `  ${f}: (...args) => require(${JSON.stringify(module)}).${f}(...args),`);
+      return { loader: "js", resolveDir: root, contents: `module.exports = {\n${body.join("\n")}\n};\n` };
+    });
   },
 };
 
@@ -103,7 +111,7 @@ const result = await esbuild.build({
   define: { RNX_VERSION: JSON.stringify(pkg.version) },
   // version.ts reads package.json through import.meta.url only when RNX_VERSION is not defined.
   logOverride: { "empty-import-meta": "silent" },
-  plugins: [grpcJsStub, lazyChildProcess],
+  plugins: [grpcJsStub, lazyModules],
   legalComments: "eof",
   metafile: true,
   logLevel: "warning",
