@@ -1,9 +1,10 @@
 // One HTTP/2 connection over mutual TLS to a gRPC server, made on first use and made again when it has
 // closed or failed (a daemon restart), plus what is known about how far it got: that is what tells a refused
 // connection, a failed TLS handshake, a client certificate the server rejected and a dropped connection apart.
-import http2, { type ClientHttp2Session } from "node:http2";
-import tls from "node:tls";
-import v8 from "node:v8";
+// Named imports of Node's modules: a default import makes the bundle copy every export of each (~0.5 ms).
+import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
+import { connect as connectTls } from "node:tls";
+import { setFlagsFromString } from "node:v8";
 import { GrpcCall, type CallOptions } from "./call.js";
 import { GrpcStatus, RpcError } from "./status.js";
 
@@ -45,11 +46,11 @@ export class SessionLink {
 
   constructor(opts: ConnectionOptions) {
     const { host, port } = splitAddress(opts.address);
-    this.session = withoutRegexpTierUp(() => http2.connect(`https://${opts.address}`, {
+    this.session = withoutRegexpTierUp(() => connectHttp2(`https://${opts.address}`, {
       settings: { initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES, enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MIB,
       createConnection: () => {
-        const socket = tls.connect({
+        const socket = connectTls({
           host,
           port,
           ca: opts.caPem,
@@ -148,11 +149,11 @@ export class GrpcConnection {
  * nothing else changes (and V8's flag hash, which the code cache is checked against, is the same again).
  */
 function withoutRegexpTierUp<T>(connect: () => T): T {
-  v8.setFlagsFromString("--no-regexp-tier-up");
+  setFlagsFromString("--no-regexp-tier-up");
   try {
     return connect();
   } finally {
-    v8.setFlagsFromString("--regexp-tier-up");
+    setFlagsFromString("--regexp-tier-up");
   }
 }
 

@@ -1,8 +1,8 @@
 // The CLI's config file (rnx-config.yml): `version: "3.0"` and named nodes, each with an address and the
 // client's PEM credentials. Compatible with the reference implementation's format.
 import { existsSync, readFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { JobletError, describeValue } from "../errors.js";
 import { parseSimpleYaml } from "./rnx-yaml.js";
@@ -17,7 +17,7 @@ export function rnxConfigSearchPath(env: NodeJS.ProcessEnv = process.env): strin
     ...(env.RNX_CONFIG ? [env.RNX_CONFIG] : []),
     "./rnx-config.yml",
     "./config/rnx-config.yml",
-    path.join(os.homedir(), ".rnx", "rnx-config.yml"),
+    join(homedir(), ".rnx", "rnx-config.yml"),
     "/etc/joblet/rnx-config.yml",
     "/opt/joblet/config/rnx-config.yml",
   ];
