@@ -64,8 +64,10 @@ function shq(s: string): string {
 }
 
 /**
- * Median wall time (ms) of each command, measured by hyperfine (`-N`, no shell, interleaved in one
- * invocation) when installed, else by a loop of `runs` runs per command.
+ * Median wall time (ms) of each command, measured by hyperfine (`-N`, no shell) when installed, else by a loop
+ * of `runs` runs per command. hyperfine runs one command's batch after another, so a load that comes or goes
+ * during the invocation would favour some rows: the runs are split into up to 5 rounds of all the commands
+ * (warm-up in the first), and each median is taken over the times of every round.
  */
 export async function medians(cmds: readonly (readonly string[])[], runs: number, warmup = 3): Promise<number[]> {
   if (!haveHyperfine()) {
@@ -73,14 +75,20 @@ export async function medians(cmds: readonly (readonly string[])[], runs: number
     for (const c of cmds) out.push(await loopMedian(c, runs, warmup));
     return out;
   }
+  const rounds = Math.max(1, Math.min(5, Math.floor(runs / 2)));
+  const times: number[][] = cmds.map(() => []);
   const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-bench-hf-"));
   try {
-    const json = path.join(dir, "out.json");
-    const args = ["-N", "--style", "none", "--warmup", String(warmup), "--runs", String(runs), "--export-json", json, ...cmds.map((c) => c.map(shq).join(" "))];
-    const r = spawnSync("hyperfine", args, { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
-    const res = JSON.parse(readFileSync(json, "utf8")) as { results: { median: number }[] };
-    return res.results.map((x) => x.median * 1000);
+    for (let r = 0; r < rounds; r++) {
+      const json = path.join(dir, `round-${r}.json`);
+      const perRound = Math.ceil(runs / rounds);
+      const args = ["-N", "--style", "none", "--warmup", String(r === 0 ? warmup : 1), "--runs", String(perRound), "--export-json", json, ...cmds.map((c) => c.map(shq).join(" "))];
+      const res = spawnSync("hyperfine", args, { encoding: "utf8" });
+      if (res.status !== 0) throw new Error(`hyperfine failed: ${res.stderr}`);
+      const out = JSON.parse(readFileSync(json, "utf8")) as { results: { times: number[] }[] };
+      out.results.forEach((x, i) => times[i]!.push(...x.times.map((t) => t * 1000)));
+    }
+    return times.map((t) => median(t));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
