@@ -86,22 +86,30 @@ export class TestDaemon {
     this.proc = proc;
     // Only this process's output counts: the log still holds the "serving" line of an earlier start.
     let own = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${own}`)), 20_000);
-      proc.stderr!.on("data", (d: Buffer) => {
-        this.log += d.toString();
-        own += d.toString();
-        if (own.includes('"joblet serving"')) {
+    let onExit: ((code: number | null) => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${own}`)), 20_000);
+        proc.stderr!.on("data", (d: Buffer) => {
+          this.log += d.toString();
+          own += d.toString();
+          if (own.includes('"joblet serving"')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        onExit = (code) => {
           clearTimeout(timer);
-          resolve();
-        }
+          reject(new Error(`daemon exited with ${code}:\n${own}`));
+        };
+        proc.once("exit", onExit);
       });
-      proc.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`daemon exited with ${code}:\n${own}`));
-      });
-    });
-    proc.removeAllListeners("exit");
+    } finally {
+      // Only this listener: a stopProcess() that began while the daemon was coming up has its own 'exit'
+      // listener, and removing every listener lost that one — the stop then waited forever (a crash-loop run
+      // hung when its SIGKILL landed between "joblet serving" and this line).
+      proc.off("exit", onExit!);
+    }
   }
 
   /** Stops the daemon process with `signal` and waits for it to exit. Jobs keep running. */
