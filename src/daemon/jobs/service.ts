@@ -21,6 +21,7 @@ import { checkDeclaredUpload, freeBytes, UploadSession, type DeclaredUpload } fr
 import { signalName } from "./signals.js";
 import { assertTransition, isFinal } from "./state.js";
 import { validateRunRequest, type RunRequest } from "./validate.js";
+import { WakeLists } from "./wake-lists.js";
 
 /** CFS period, microseconds: quota = percent × 1000 µs per 100 ms period. */
 const CPU_PERIOD_US = 100_000;
@@ -65,9 +66,9 @@ export class JobService {
   private readonly finalizing = new Map<string, Promise<void>>();
   /** Starts in progress, per job, so a stop can wait for the start it races with. */
   private readonly starting = new Map<string, Promise<unknown>>();
-  private readonly finalWaiters = new Map<string, Set<() => void>>();
+  private readonly finalWaiters = new WakeLists();
   /** Log followers of running jobs, told when the job's end is recorded (before its container is removed). */
-  private readonly endWatchers = new Map<string, Set<() => void>>();
+  private readonly endWatchers = new WakeLists();
   /** Armed job timeouts; a timeout is also re-armed from the record after a daemon restart. */
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private stopWatching: (() => void) | undefined;
@@ -367,7 +368,7 @@ export class JobService {
         signal,
         maxChunkBytes,
         isDone: () => isFinal(this.mustGet(id).status),
-        subscribeDone: (wake) => this.watchEnd(id, wake),
+        subscribeDone: (wake) => this.endWatchers.add(id, wake),
       });
     } catch (err) {
       // A job that never started has no log file: its output is empty, not missing.
@@ -501,7 +502,7 @@ export class JobService {
     this.transition(id, status, patch, false);
     await this.cleanup(id, true);
     const tRemoved = performance.now();
-    this.wakeFinalWaiters(id);
+    this.finalWaiters.wake(id);
     log.info(
       { status, exitCode: code, oomKilled, drainMs: ms(tDrained - t0), removeMs: ms(tRemoved - tDrained), exitSeenAfterMs: this.runtime.exitAgeMs(id) },
       "job ended",
@@ -566,27 +567,9 @@ export class JobService {
     this.store.update(id, { ...patch, status: to });
     if (isFinal(to)) {
       if (job.status === "RUNNING") this.observer.jobEnded?.(this.mustGet(id));
-      const watchers = this.endWatchers.get(id);
-      this.endWatchers.delete(id);
-      for (const w of watchers ?? []) w();
-      if (wake) this.wakeFinalWaiters(id);
+      this.endWatchers.wake(id);
+      if (wake) this.finalWaiters.wake(id);
     }
-  }
-
-  /** Calls `wake` once job `id`'s end is recorded; returns the unsubscribe. */
-  private watchEnd(id: string, wake: () => void): () => void {
-    let watchers = this.endWatchers.get(id);
-    if (!watchers) this.endWatchers.set(id, (watchers = new Set()));
-    watchers.add(wake);
-    return () => {
-      watchers.delete(wake);
-      if (watchers.size === 0 && this.endWatchers.get(id) === watchers) this.endWatchers.delete(id);
-    };
-  }
-
-  private wakeFinalWaiters(id: string): void {
-    for (const wake of this.finalWaiters.get(id) ?? []) wake();
-    this.finalWaiters.delete(id);
   }
 
   /** True once the job is final and its end handled; a job already deleted (retention, rm) counts as final. */
@@ -599,25 +582,20 @@ export class JobService {
   private waitFinal(id: string, timeoutMs: number): Promise<boolean> {
     if (this.isSettled(id)) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const waiters = this.finalWaiters.get(id) ?? new Set();
-      this.finalWaiters.set(id, waiters);
       const wake = () => {
         clearTimeout(timer);
         resolve(true);
       };
       const timer = setTimeout(() => {
-        waiters.delete(wake);
+        remove();
         // A timer must not throw: the job may have been pruned meanwhile (that crashed the daemon once).
         resolve(this.isSettled(id));
       }, timeoutMs);
-      waiters.add(wake);
+      const remove = this.finalWaiters.add(id, wake);
       // The exit may already be on disk: do not wait for the next scan to notice it. A finalisation already
       // running may have woken the waiters before this one was added: its end wakes this one too.
       void this.finalize(id).then(() => {
-        if (this.isSettled(id) && waiters.has(wake)) {
-          waiters.delete(wake);
-          wake();
-        }
+        if (this.isSettled(id) && remove()) wake();
       });
     });
   }
