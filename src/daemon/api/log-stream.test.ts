@@ -12,7 +12,7 @@ test("chunks fit the server's send limit: the reader's size under the default 4 
 });
 
 test("SendAhead waits only while more than its limit is unsent, and wakes when enough was sent", async () => {
-  const ahead = new SendAhead(100, new AbortController().signal);
+  const ahead = new SendAhead({ bytes: 100, messages: 1000 }, new AbortController().signal);
   ahead.add(100);
   assert.equal(ahead.room(), undefined, "at the limit: no wait");
   ahead.add(1);
@@ -28,9 +28,19 @@ test("SendAhead waits only while more than its limit is unsent, and wakes when e
   assert.equal(woke, true, "back at the limit");
 });
 
+test("SendAhead also waits while more than its message limit are unsent, whatever their size", async () => {
+  const ahead = new SendAhead({ bytes: 1 << 20, messages: 2 }, new AbortController().signal);
+  for (let i = 0; i < 3; i++) ahead.add(1);
+  const room = ahead.room();
+  assert.ok(room instanceof Promise, "3 one-byte messages over a limit of 2");
+  ahead.sent(1);
+  await room;
+  assert.equal(ahead.room(), undefined);
+});
+
 test("SendAhead's wait ends when the call is aborted (a client gone mid-stream never completes its writes)", async () => {
   const abort = new AbortController();
-  const ahead = new SendAhead(10, abort.signal);
+  const ahead = new SendAhead({ bytes: 10, messages: 1000 }, abort.signal);
   ahead.add(11);
   const room = ahead.room();
   assert.ok(room);

@@ -13,11 +13,11 @@ import type { CallObserver } from "./server.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
 
 /**
- * Output handed to grpc-js but not yet written to the HTTP/2 stream, bytes, beyond which reading the log
- * waits: 1 MiB, four 256 KiB chunks. grpc-js's own limit counts messages (16 queued), which for 256 KiB
- * chunks would let each client hold 4 MiB of buffers.
+ * Output handed to grpc-js but not yet written to the HTTP/2 stream, beyond which reading the log waits: 1 MiB
+ * (four 256 KiB chunks) or 16 messages (grpc-js's own mark for a call; a follower's small chunks reach it
+ * first). Counting messages alone would let each client hold 4 MiB of 256 KiB buffers.
  */
-export const SEND_AHEAD_BYTES = 1 << 20;
+export const SEND_AHEAD = { bytes: 1 << 20, messages: 16 } as const;
 
 /** What streaming needs from the server. */
 export interface LogStreamDeps {
@@ -43,7 +43,7 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
   call.on("close", () => abort.abort());
-  const ahead = new SendAhead(SEND_AHEAD_BYTES, abort.signal);
+  const ahead = new SendAhead(SEND_AHEAD, abort.signal);
   try {
     authorize(caller, "GetJobLogs", deps.revoked);
     if (DECODE_ERROR in call.request) throw (call.request as Record<symbol, JobletError>)[DECODE_ERROR];
@@ -59,12 +59,11 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
       const bytes = chunk.data.length;
       ahead.add(bytes);
       // grpc-js has copied the chunk once its write completes: its buffer goes back to the reader's pool.
-      const accepted = call.write(msg, () => {
+      call.write(msg, () => {
         releaseChunk(chunk);
         ahead.sent(bytes);
       });
       // A slow client slows only its own stream: wait while grpc-js holds 16 messages or 1 MiB unsent.
-      if (!accepted) await waitDrain(call, abort.signal);
       const room = ahead.room();
       if (room) await room;
     }
@@ -84,31 +83,43 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
   }
 }
 
-/** Counts bytes written but not yet sent; `room()` waits while more than `limit` are (or until aborted). */
+/**
+ * Counts messages and bytes written but not yet sent; `room()` waits while more than either limit are (or
+ * until aborted).
+ */
 export class SendAhead {
-  private pending = 0;
+  private bytes = 0;
+  private messages = 0;
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly limit: number,
+    private readonly limit: { readonly bytes: number; readonly messages: number },
     private readonly signal: AbortSignal,
   ) {
     signal.addEventListener("abort", () => this.release(), { once: true });
   }
 
+  /** One message of `bytes` bytes handed to grpc-js. */
   add(bytes: number): void {
-    this.pending += bytes;
+    this.bytes += bytes;
+    this.messages++;
   }
 
+  /** grpc-js finished writing one message of `bytes` bytes. */
   sent(bytes: number): void {
-    this.pending -= bytes;
-    if (this.pending <= this.limit) this.release();
+    this.bytes -= bytes;
+    this.messages--;
+    if (this.hasRoom()) this.release();
   }
 
-  /** Resolves at once when at most `limit` bytes are pending, else once enough were sent. */
+  /** Resolves at once (undefined) when within both limits, else once enough was sent. */
   room(): Promise<void> | undefined {
-    if (this.pending <= this.limit || this.signal.aborted) return undefined;
+    if (this.hasRoom() || this.signal.aborted) return undefined;
     return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  private hasRoom(): boolean {
+    return this.bytes <= this.limit.bytes && this.messages <= this.limit.messages;
   }
 
   private release(): void {
@@ -116,16 +127,4 @@ export class SendAhead {
     this.wake = undefined;
     wake?.();
   }
-}
-
-function waitDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
