@@ -127,7 +127,7 @@ export async function bundleFromDaemon(d: TestDaemon): Promise<RuncBundle> {
   const r = await d.rnx(["run", "--detach", "sleep", "30"]);
   if (r.code !== 0) throw new Error(`rnx run --detach failed: ${r.stderr}`);
   const id = r.stdout.trim();
-  const src = path.join(d.dir, "state", "run", id, "config.json");
+  const src = path.join(d.bundlesDir(), id, "config.json");
   let text = "";
   for (let i = 0; i < 100 && !text; i++) {
     try {
@@ -140,9 +140,10 @@ export async function bundleFromDaemon(d: TestDaemon): Promise<RuncBundle> {
   await d.rnx(["stop", id]);
   const base = mkdtempSync(path.join(os.tmpdir(), "joblet-bench-runc-"));
   const bundleDir = path.join(base, "bundle");
-  const stateRoot = path.join(base, "state");
+  // runc's state where the daemon's is (d.runDir: the /dev/shm tmpfs here), as runc's default /run/runc is
+  // on systemd hosts: both sides make their per-container files on the same kind of file system.
+  const stateRoot = mkdtempSync(path.join(path.dirname(d.runDir), "joblet-bench-runc-state-"));
   mkdirSync(bundleDir);
-  mkdirSync(stateRoot);
   const spec = JSON.parse(text) as Record<string, any>;
   // The job's work dir stays while the finished job is kept; copy it (ownership = the mapped uid) anyway so
   // the bare runs never write into the daemon's.
@@ -170,6 +171,7 @@ export async function bundleFromDaemon(d: TestDaemon): Promise<RuncBundle> {
         spawnSync("sh", ["-c", `[ -d '${dir}' ] && find '${dir}' -depth -type d -exec rmdir {} + 2>/dev/null; true`]);
       }
       rmSync(base, { recursive: true, force: true });
+      rmSync(stateRoot, { recursive: true, force: true });
     },
   };
 }

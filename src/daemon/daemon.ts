@@ -39,7 +39,26 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   if (config.idMapBase !== undefined) {
     for (const dir of [config.stateDir, config.jobsDir]) checkTraversable(dir, config.idMapBase);
   }
-  const releaseLock = lockStateDir(config.stateDir);
+  const releaseState = lockDir(config.stateDir, "state dir", "state.dir");
+  let releaseRun: (() => void) | undefined;
+  if (config.runDir !== config.stateDir) {
+    // Bundles and runc's state: read by root only (runc hands the job what it needs as open descriptors).
+    try {
+      mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
+      releaseRun = lockDir(config.runDir, "run dir", "state.runDir");
+    } catch (err) {
+      releaseState();
+      if (err instanceof JobletError) throw err;
+      throw new JobletError("FAILED_PRECONDITION", `state.runDir: cannot use ${config.runDir}: ${(err as Error).message}`, {
+        hint: "set state.runDir to a writable local directory (a tmpfs such as /run/joblet), or remove it to keep runtime state in state.dir",
+        cause: err,
+      });
+    }
+  }
+  const releaseLock = () => {
+    releaseRun?.();
+    releaseState();
+  };
   let audit: AuditLog | undefined;
   let store: SqliteJobStore | undefined;
   let jobs: JobService | undefined;
@@ -55,6 +74,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     store = new SqliteJobStore(path.join(config.stateDir, "joblet.db"));
     const runtime = new JobRuntime({
       stateDir: config.stateDir,
+      runDir: config.runDir,
       jobsDir: config.jobsDir,
       runtimePath,
       conmonPath,
@@ -111,7 +131,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       },
     });
     log.info(
-      { address: config.server.address, port: api.port, stateDir: config.stateDir, cgroups: cgroups.mode, runtime: runtimePath, config: config.file },
+      { address: config.server.address, port: api.port, stateDir: config.stateDir, runDir: config.runDir, cgroups: cgroups.mode, runtime: runtimePath, config: config.file },
       "joblet serving",
     );
   } catch (err) {
@@ -182,9 +202,12 @@ function findExecutable(name: string, key: string, what: string): string {
   });
 }
 
-/** Makes sure one daemon at a time uses a state dir; a lock left by a dead process is taken over. */
-function lockStateDir(stateDir: string): () => void {
-  const file = path.join(stateDir, "joblet.pid");
+/**
+ * Makes sure one daemon at a time uses `dir` (the state dir, or the run dir: two daemons sharing bundles would
+ * each clean up the other's as leftovers); a lock left by a dead process is taken over.
+ */
+function lockDir(dir: string, what: string, key: string): () => void {
+  const file = path.join(dir, "joblet.pid");
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, "wx", 0o600);
@@ -195,12 +218,12 @@ function lockStateDir(stateDir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const pid = Number.parseInt(readFileSync(file, "utf8"), 10);
       if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
-        throw new JobletError("FAILED_PRECONDITION", `another joblet (pid ${pid}) uses the state dir ${stateDir}`, {
-          hint: "stop it first, or give this one another state.dir",
+        throw new JobletError("FAILED_PRECONDITION", `another joblet (pid ${pid}) uses the ${what} ${dir}`, {
+          hint: `stop it first, or give this one another ${key}`,
         });
       }
       rmSync(file, { force: true });
     }
   }
-  throw new JobletError("FAILED_PRECONDITION", `cannot lock the state dir ${stateDir}`);
+  throw new JobletError("FAILED_PRECONDITION", `cannot lock the ${what} ${dir}`);
 }

@@ -55,10 +55,19 @@ program
   .option("--names <a,b>", "extra DNS names or IPs for the server certificate, comma-separated", "")
   .option("--force", "overwrite existing configs (issues a new CA: old client certificates stop working)", false)
   .option("--state-dir <dir>", "the daemon's state dir, an absolute path (default: DIR/state)")
-  .action(async (opts: { dir: string; address: string; port: number; names: string; force: boolean; stateDir?: string }) => {
+  .option("--run-dir <dir>", "where the daemon keeps jobs' runtime state (bundles, runc's state), an absolute path, best on a tmpfs such as /run/joblet; one daemon per dir (default: in the state dir)")
+  .action(async (opts: { dir: string; address: string; port: number; names: string; force: boolean; stateDir?: string; runDir?: string }) => {
     const { runInit } = await import("./init/init.js");
     const names = opts.names.split(",").map((s) => s.trim()).filter(Boolean);
-    const res = await runInit({ dir: opts.dir, address: opts.address, port: opts.port, names, force: opts.force, ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }) });
+    const res = await runInit({
+      dir: opts.dir,
+      address: opts.address,
+      port: opts.port,
+      names,
+      force: opts.force,
+      ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }),
+      ...(opts.runDir !== undefined && { runDir: opts.runDir }),
+    });
     process.stdout.write(
       `wrote ${res.daemonConfigFile} (daemon config, keep it private)\n` +
         `wrote ${res.rnxConfigFile} (client config: nodes "default" = admin, "viewer" = read-only)\n` +

@@ -234,7 +234,7 @@ test("a command that does not exist: INVALID_ARGUMENT naming command; recorded a
   assert.deepEqual(await logs(job.id), [], "a job that never started has empty output");
   assert.ok(!d.runtimeContainers().includes(job.id), "no container left");
   assert.ok(!d.leftoverCgroups().some((p) => p.endsWith(job.id)), `no cgroup left: ${d.leftoverCgroups().join(", ")}`);
-  assert.ok(!existsSync(path.join(d.dir, "state", "run", job.id)), "no bundle left");
+  assert.ok(!existsSync(path.join(d.bundlesDir(), job.id)), "no bundle left");
   await rejects(stop(job.id), status.FAILED_PRECONDITION, /already ended \(FAILED\)/);
 });
 

@@ -104,6 +104,13 @@ test("a string for a port: the message names server.port, expects a number and s
   assert.match(err, /server\.port: .*expected number.*got "abc"/i);
 });
 
+test("a relative state.runDir is refused by name, expecting an absolute path", T, () => {
+  const err = refused("rundir", (c) => {
+    c.state!.runDir = "run/joblet";
+  });
+  assert.match(err, /state\.runDir: .*absolute path.*got "run\/joblet"/i);
+});
+
 test("an unknown key is refused by name", T, () => {
   const err = refused("bogus", (c) => {
     c.joblet!.bogus = true;

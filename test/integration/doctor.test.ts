@@ -104,10 +104,11 @@ test("with the daemon running, the text report has a line per check and the port
     assert.equal(r.code, 0, r.stdout);
     const lines = r.stdout.trim().split("\n");
     assert.equal(lines[0], `joblet doctor: ${d.configFile}`);
-    const titles = ["config", "OCI runtime", "monitor", "cgroups", "IO device", "cgroup parent", "CPU limit", "memory limit", "process limit", "CPU cores", "IO limit", "swap limit", "IO throttling", "CPU accounting", "user namespaces", "seccomp", "state dir", "certificates", "CA", "key permissions", "API port", "test job"];
+    const titles = ["config", "OCI runtime", "monitor", "cgroups", "IO device", "cgroup parent", "CPU limit", "memory limit", "process limit", "CPU cores", "IO limit", "swap limit", "IO throttling", "CPU accounting", "user namespaces", "seccomp", "state dir", "run dir", "certificates", "CA", "key permissions", "API port", "test job"];
     for (const t of titles) assert.ok(lines.some((l) => new RegExp(`^[✓!] ${t} +\\S`).test(l)), `a line for ${t}:\n${r.stdout}`);
     assert.match(r.stdout, new RegExp(`^✓ API port +127\\.0\\.0\\.1:${d.port} is in use by a daemon presenting a certificate from this config's CA`, "m"));
-    assert.match(lines.at(-1)!, /^OK: this host can run jobs with every limit enforced \(22 checks, 0 failed/);
+    // 23: the test daemon's state.runDir lies outside its state dir, so the run dir is checked too.
+    assert.match(lines.at(-1)!, /^OK: this host can run jobs with every limit enforced \(23 checks, 0 failed/);
   } finally {
     await d.destroy();
   }

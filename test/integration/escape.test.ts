@@ -510,9 +510,9 @@ function freeBytes(): number {
   return s.bavail * s.bsize;
 }
 
-test("state dir: the daemon's dir, state dir, database and the job's own host work dir path are absent inside", async () => {
+test("state dir: the daemon's dir, state dir, run dir, database and the job's own host work dir path are absent inside", async () => {
   const state = path.join(d.dir, "state");
-  const paths = [d.dir, state, path.join(state, "joblet.db"), path.join(state, "jobs"), path.join(state, "runtime"), path.join(state, "audit.log")];
+  const paths = [d.dir, state, path.join(state, "joblet.db"), path.join(state, "jobs"), d.runDir, d.runtimeRoot(), path.join(state, "audit.log")];
   for (const p of paths) assert.ok(existsSync(p), `the control: ${p} exists on the host`);
   const r = await sh(
     [
@@ -682,5 +682,5 @@ test("after the attacks: every job has ended, no cgroup, container or bundle is 
   for (const job of jobs) assert.notEqual(job.endTime, "", `job ${job.id} (${job.command}) is ${job.status}`);
   assert.deepEqual(d.leftoverCgroups(), []);
   assert.deepEqual(d.runtimeContainers(), []);
-  assert.deepEqual(readdirSync(path.join(d.dir, "state", "run")), []);
+  assert.deepEqual(readdirSync(d.bundlesDir()), []);
 });

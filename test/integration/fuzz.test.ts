@@ -511,7 +511,7 @@ test("after the fuzz: the daemon still runs a job, and no job, container, cgroup
   const ids = new Set(jobs.map((j) => j.id));
   assert.deepEqual(d.runtimeContainers(), [], "containers left in the runtime");
   assert.deepEqual(d.leftoverCgroups(), [], "job cgroups left");
-  assert.deepEqual(readdirSync(path.join(state, "run")), [], "bundles left in state/run");
+  assert.deepEqual(readdirSync(d.bundlesDir()), [], "bundles left in the run dir");
   assert.deepEqual(readdirSync(path.join(state, "exits")), [], "exit files left in state/exits");
   const orphanDirs = readdirSync(path.join(state, "jobs")).filter((id) => !ids.has(id));
   assert.deepEqual(orphanDirs, [], "work dirs without a job record");

@@ -50,6 +50,11 @@ export class TestDaemon {
   readonly configFile: string;
   readonly rnxConfigFile: string;
   readonly cgroupParent: string;
+  /**
+   * The daemon's state.runDir (bundles, runc's root, conmon's sockets): a private dir on the /dev/shm tmpfs, as
+   * /run is on systemd hosts (this test host's /run is on its disk), or <dir>/run without one.
+   */
+  runDir = "";
   port = 0;
   private proc: ChildProcess | undefined;
   /** Everything the daemon wrote to stderr (its log). */
@@ -71,7 +76,8 @@ export class TestDaemon {
     const init = spawnSync(JOBLET, ["init", "--dir", d.dir, "--port", String(d.port), "--force"], { encoding: "utf8" });
     if (init.status !== 0) throw new Error(`joblet init failed: ${init.stderr}`);
     const config = parseYaml(readFileSync(d.configFile, "utf8")) as Record<string, unknown>;
-    merge(config, { server: { address: "127.0.0.1" }, cgroup: { baseDir: `/sys/fs/cgroup${d.cgroupParent}` }, logging: { level: "debug" } });
+    d.runDir = existsSync("/dev/shm") ? mkdtempSync(path.join("/dev/shm", "joblet-it-run-")) : path.join(d.dir, "run");
+    merge(config, { server: { address: "127.0.0.1" }, cgroup: { baseDir: `/sys/fs/cgroup${d.cgroupParent}` }, logging: { level: "debug" }, state: { runDir: d.runDir } });
     merge(config, patch);
     writeFileSync(d.configFile, stringifyYaml(config), { mode: 0o600 });
     await d.launch();
@@ -141,16 +147,26 @@ export class TestDaemon {
     return this.proc.pid;
   }
 
+  /** The runtime's --root: the daemon's `<state.runDir>/runtime`. */
+  runtimeRoot(): string {
+    return path.join(this.runDir, "runtime");
+  }
+
+  /** The daemon's bundles dir: `<state.runDir>/run`, one `<id>` per job not yet cleaned up. */
+  bundlesDir(): string {
+    return path.join(this.runDir, "run");
+  }
+
   /** `runc state` of job `id` in this daemon's runtime root, or undefined when runc does not know it. */
   runtimeState(id: string): { status: string; pid: number } | undefined {
-    const r = spawnSync("runc", ["--root", path.join(this.dir, "state", "runtime"), "state", id], { encoding: "utf8" });
+    const r = spawnSync("runc", ["--root", this.runtimeRoot(), "state", id], { encoding: "utf8" });
     if (r.status !== 0) return undefined;
     return JSON.parse(r.stdout) as { status: string; pid: number };
   }
 
   /** Containers the runtime still knows about. */
   runtimeContainers(): string[] {
-    const res = spawnSync("runc", ["--root", path.join(this.dir, "state", "runtime"), "list", "-q"], { encoding: "utf8" });
+    const res = spawnSync("runc", ["--root", this.runtimeRoot(), "list", "-q"], { encoding: "utf8" });
     return res.stdout.split("\n").filter(Boolean);
   }
 
@@ -169,7 +185,7 @@ export class TestDaemon {
   async destroy(): Promise<void> {
     await this.stopProcess("SIGKILL");
     for (const id of this.runtimeContainers()) {
-      spawnSync("runc", ["--root", path.join(this.dir, "state", "runtime"), "delete", "--force", id]);
+      spawnSync("runc", ["--root", this.runtimeRoot(), "delete", "--force", id]);
     }
     for (const ctrl of readdirSync("/sys/fs/cgroup")) {
       const dir = path.join("/sys/fs/cgroup", ctrl, this.cgroupParent);
@@ -183,6 +199,7 @@ export class TestDaemon {
     }
     for (const ctrl of readdirSync("/sys/fs/cgroup")) spawnSync("rmdir", [path.join("/sys/fs/cgroup", ctrl, this.cgroupParent)]);
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.runDir, { recursive: true, force: true });
   }
 }
 

@@ -53,7 +53,7 @@ function output(id: string): Promise<{ stdout: string; stderr: string }> {
 
 /** Host PIDs of the job's processes, as the runtime sees them. */
 function jobPids(id: string): number[] {
-  const r = spawnSync("runc", ["--root", path.join(d.dir, "state", "runtime"), "ps", "--format", "json", id], { encoding: "utf8" });
+  const r = spawnSync("runc", ["--root", d.runtimeRoot(), "ps", "--format", "json", id], { encoding: "utf8" });
   assert.equal(r.status, 0, `runc ps ${id}: ${r.stderr}`);
   return JSON.parse(r.stdout) as number[];
 }
@@ -93,7 +93,7 @@ function assertNothingLeft(id: string, pids: number[]): void {
   assert.ok(!d.runtimeContainers().includes(id), `container ${id} still known to the runtime`);
   const cgroups = d.leftoverCgroups().filter((p) => p.includes(id));
   assert.deepEqual(cgroups, [], "no cgroup of the job left");
-  assert.ok(!existsSync(path.join(d.dir, "state", "run", id)), "no bundle left");
+  assert.ok(!existsSync(path.join(d.bundlesDir(), id)), "no bundle left");
 }
 
 test("states: INITIALIZING → RUNNING → COMPLETED; FAILED with the exit code; STOPPED; endTime set", T, async () => {

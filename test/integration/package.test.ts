@@ -16,6 +16,8 @@ const CONFIG_DIR = "/opt/joblet/config";
 const DAEMON_CONFIG = `${CONFIG_DIR}/joblet-config.yml`;
 const RNX_CONFIG = `${CONFIG_DIR}/rnx-config.yml`;
 const STATE_DIR = "/var/lib/joblet";
+/** The run dir postinst configures (jobs' runtime state; /run is a tmpfs on systemd hosts). */
+const RUN_DIR = "/run/joblet";
 const version = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 const arch = spawnSync("dpkg", ["--print-architecture"], { encoding: "utf8" }).stdout.trim();
 
@@ -82,7 +84,7 @@ before(() => {
   assert.equal(process.getuid?.(), 0, "the package test installs a package: run it as root");
   // Never clobber a real installation or files of unknown origin.
   assert.ok(!installed(), "the joblet package is already installed on this machine; not touching it");
-  for (const p of ["/opt/joblet", STATE_DIR, "/usr/bin/joblet", "/usr/bin/rnx", "/lib/systemd/system/joblet.service"]) {
+  for (const p of ["/opt/joblet", STATE_DIR, RUN_DIR, "/usr/bin/joblet", "/usr/bin/rnx", "/lib/systemd/system/joblet.service"]) {
     assert.ok(!existsSync(p), `${p} exists without the package; not touching it`);
   }
 });
@@ -145,8 +147,9 @@ test("dpkg -i installs it: files, the unit, configs generated with 0600 and the 
     assert.equal(statSync(f).mode & 0o777, 0o600, `${f} is 0600`);
     assert.equal(statSync(f).uid, 0);
   }
-  const config = parseYaml(readFileSync(DAEMON_CONFIG, "utf8")) as { state: { dir: string }; security: { serverCert: string } };
+  const config = parseYaml(readFileSync(DAEMON_CONFIG, "utf8")) as { state: { dir: string; runDir: string }; security: { serverCert: string } };
   assert.equal(config.state.dir, STATE_DIR);
+  assert.equal(config.state.runDir, RUN_DIR);
   const sans = new X509Certificate(config.security.serverCert).subjectAltName ?? "";
   for (const san of ["DNS:localhost", "DNS:joblet-pkg-test.example", "IP Address:10.11.12.13"]) assert.ok(sans.includes(san), `${san} in ${sans}`);
   const rnxConfig = parseYaml(readFileSync(RNX_CONFIG, "utf8")) as { nodes: Record<string, { address: string }> };
@@ -177,7 +180,7 @@ test("the installed daemon runs a job through the installed rnx; a reinstall (up
   const detached = rnx(["run", "--detach", "sleep", "300"]);
   assert.equal(detached.code, 0, detached.stderr);
   const jobId = detached.stdout.trim();
-  const state = JSON.parse(sh("runc", ["--root", path.join(STATE_DIR, "runtime"), "state", jobId]).stdout) as { pid: number; status: string };
+  const state = JSON.parse(sh("runc", ["--root", path.join(RUN_DIR, "runtime"), "state", jobId]).stdout) as { pid: number; status: string };
   assert.equal(state.status, "running");
 
   // Reinstalling the package is dpkg's upgrade path: prerm upgrade, unpack, postinst configure.
@@ -196,7 +199,7 @@ test("the installed daemon runs a job through the installed rnx; a reinstall (up
   assert.equal(purge.code, 0, purge.stdout + purge.stderr);
   assert.ok(!installed());
   assert.match(sh("dpkg", ["-s", "joblet"]).stderr, /not installed/);
-  for (const p of ["/opt/joblet", STATE_DIR, "/usr/bin/joblet", "/usr/bin/rnx", "/lib/systemd/system/joblet.service"]) {
+  for (const p of ["/opt/joblet", STATE_DIR, RUN_DIR, "/usr/bin/joblet", "/usr/bin/rnx", "/lib/systemd/system/joblet.service"]) {
     assert.ok(!existsSync(p) && !isLink(p), `${p} is gone`);
   }
   for (let i = 0; i < 100 && existsSync(`/proc/${state.pid}`); i++) await new Promise((r) => setTimeout(r, 20));

@@ -208,7 +208,7 @@ function assertNothingLeft(d: TestDaemon, ids: string[]): void {
   assert.deepEqual(d.leftoverCgroups(), [], "no job cgroup is left");
   for (const id of ids) {
     assert.deepEqual(conmonsOf(id), [], `no conmon is left for job ${id}`);
-    assert.equal(existsSync(path.join(d.dir, "state", "run", id)), false, `job ${id}'s bundle dir is removed`);
+    assert.equal(existsSync(path.join(d.bundlesDir(), id)), false, `job ${id}'s bundle dir is removed`);
     assert.equal(existsSync(exitFile(d, id)), false, `job ${id}'s exit file is consumed`);
   }
 }

@@ -48,6 +48,7 @@ export async function checkTestJob(config: DaemonConfig, runtimePath: string | u
     cgroups.ensureParent(config.cgroupParent);
     runtime = new JobRuntime({
       stateDir,
+      runDir: stateDir,
       jobsDir: path.join(stateDir, "jobs"),
       runtimePath,
       conmonPath,

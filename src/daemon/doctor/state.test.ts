@@ -34,6 +34,21 @@ test("a jobs dir outside the state dir is checked too", async () => {
   assert.deepEqual(checkStateDirs(t.config).map((r) => r.id), ["state", "jobs"]);
 });
 
+test("a run dir outside the state dir is checked too, and not for the jobs' uid (only root enters it)", async () => {
+  const t0 = await testConfig();
+  made.push(t0);
+  const runDir = path.join(t0.dir, "closed", "run");
+  mkdirSync(path.dirname(runDir), { mode: 0o700 });
+  const t = await testConfig({ state: { dir: path.join(t0.dir, "state"), runDir } });
+  made.push(t);
+  const results = checkStateDirs(t.config);
+  assert.deepEqual(results.map((r) => [r.id, r.status]), [["state", "ok"], ["run", "ok"]]);
+  assert.match(results[1]!.found, new RegExp(`^${path.dirname(runDir)} \\(${runDir} does not exist yet; the daemon creates it\\) is writable`));
+  const inside = await testConfig({ state: { dir: path.join(t0.dir, "s2"), runDir: path.join(t0.dir, "s2", "run") } });
+  made.push(inside);
+  assert.deepEqual(checkStateDirs(inside.config).map((r) => r.id), ["state"], "a run dir inside the state dir is the state dir's check");
+});
+
 test("with user namespaces, a parent directory others cannot search fails, naming it", async () => {
   const t = await testConfig();
   made.push(t);

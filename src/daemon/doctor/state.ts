@@ -10,11 +10,27 @@ export const MIN_FREE_BYTES = 100 * 1024 * 1024;
 /** Below this much free space the doctor warns, bytes. */
 export const LOW_FREE_BYTES = 1024 * 1024 * 1024;
 
-/** Checks the state dir and, when it lies elsewhere, the jobs dir. */
+/** How much room a directory needs, bytes, and what fills it (for the warning). */
+interface Room {
+  min: number;
+  low: number;
+  fills: string;
+}
+const LOGS_AND_WORK: Room = { min: MIN_FREE_BYTES, low: LOW_FREE_BYTES, fills: "jobs' logs and work dirs" };
+// A running job keeps ~20 KiB in the run dir (its spec, runc's state, pid files); a small tmpfs such as
+// systemd's /run (10 % of RAM) holds thousands.
+const RUNTIME_STATE: Room = { min: 4 * 1024 * 1024, low: 32 * 1024 * 1024, fills: "running jobs' runtime state" };
+
+/** Checks the state dir and, when they lie elsewhere, the jobs dir and the run dir. */
 export function checkStateDirs(config: DaemonConfig): CheckResult[] {
-  const out = [checkDir("state", "state dir", config.stateDir, "state.dir", config.idMapBase)];
-  const rel = path.relative(config.stateDir, config.jobsDir);
-  if (rel.startsWith("..") || path.isAbsolute(rel)) out.push(checkDir("jobs", "jobs dir", config.jobsDir, "filesystem.baseDir", config.idMapBase));
+  const out = [checkDir("state", "state dir", config.stateDir, "state.dir", config.idMapBase, LOGS_AND_WORK)];
+  const outside = (dir: string) => {
+    const rel = path.relative(config.stateDir, dir);
+    return rel.startsWith("..") || path.isAbsolute(rel);
+  };
+  if (outside(config.jobsDir)) out.push(checkDir("jobs", "jobs dir", config.jobsDir, "filesystem.baseDir", config.idMapBase, LOGS_AND_WORK));
+  // The jobs' mapped root never enters the run dir: runc, as root, reads the bundle and passes the rest as descriptors.
+  if (outside(config.runDir)) out.push(checkDir("run", "run dir", config.runDir, "state.runDir", undefined, RUNTIME_STATE));
   return out;
 }
 
@@ -27,7 +43,7 @@ export function unsearchableAncestor(dir: string): string | undefined {
 }
 
 /** `dir` (or, if it does not exist yet, the directory it will be created in) takes a synced write, and has room. */
-function checkDir(id: string, title: string, dir: string, key: string, idMapBase: number | undefined): CheckResult {
+function checkDir(id: string, title: string, dir: string, key: string, idMapBase: number | undefined, room: Room): CheckResult {
   const target = existingAncestor(dir);
   const where = target === dir ? dir : `${target} (${dir} does not exist yet; the daemon creates it)`;
   if (!statSync(target).isDirectory()) return fail(id, title, `${target} is not a directory`, `set ${key} to a directory`);
@@ -53,7 +69,7 @@ function checkDir(id: string, title: string, dir: string, key: string, idMapBase
   const s = statfsSync(target);
   const free = s.bavail * s.bsize;
   const found = `${where} is writable; ${formatBytes(free)} free of ${formatBytes(s.blocks * s.bsize)}`;
-  if (free < MIN_FREE_BYTES) return fail(id, title, found, `free space on that filesystem (under ${formatBytes(MIN_FREE_BYTES)}), or move ${key}`);
-  if (free < LOW_FREE_BYTES) return warn(id, title, found, `jobs' logs and work dirs will soon fill it: free space or move ${key}`);
+  if (free < room.min) return fail(id, title, found, `free space on that filesystem (under ${formatBytes(room.min)}), or move ${key}`);
+  if (free < room.low) return warn(id, title, found, `${room.fills} will soon fill it: free space or move ${key}`);
   return ok(id, title, found);
 }

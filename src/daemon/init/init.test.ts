@@ -43,6 +43,7 @@ describe("runInit", () => {
     const daemon = loadDaemonConfig(res.daemonConfigFile);
     assert.deepEqual(daemon.server, { address: "0.0.0.0", port: 6000 });
     assert.equal(daemon.stateDir, path.join(dir, "state"));
+    assert.equal(daemon.runDir, daemon.stateDir, "no --run-dir: runtime state inside the state dir");
 
     const server = new X509Certificate(daemon.tls.certPem);
     const ca = new X509Certificate(daemon.tls.caPem);
@@ -92,6 +93,14 @@ describe("runInit", () => {
     // written-out values are the defaults, so this fails if the schema's defaults change without init.
     const minimal = { version: "3.0", server: raw.server, security: raw.security, state: raw.state };
     assert.deepEqual(parseDaemonConfig(raw, "x"), parseDaemonConfig(minimal, "x"));
+  });
+
+  test("--run-dir is written as state.runDir; a relative one is refused naming the flag", async () => {
+    const res = await runInit({ dir: freshDir(), stateDir: "/var/lib/joblet", runDir: "/run/joblet" });
+    const daemon = loadDaemonConfig(res.daemonConfigFile);
+    assert.equal(daemon.stateDir, "/var/lib/joblet");
+    assert.equal(daemon.runDir, "/run/joblet");
+    await assert.rejects(runInit({ dir: freshDir(), runDir: "run/joblet" }), /--run-dir: .*absolute directory path.*"run\/joblet"/);
   });
 
   test("defaults: address localhost, port 50051", async () => {

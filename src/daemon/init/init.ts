@@ -25,6 +25,8 @@ export interface InitOptions {
   readonly force?: boolean;
   /** The daemon's state dir written into joblet-config.yml (`--state-dir`, absolute); defaults to DIR/state. */
   readonly stateDir?: string;
+  /** The daemon's run dir written into joblet-config.yml (`--run-dir`, absolute); unset = runtime state in the state dir. */
+  readonly runDir?: string;
   /** Issuing time of the certificates; defaults to now. */
   readonly now?: Date;
 }
@@ -54,6 +56,9 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   if (opts.stateDir !== undefined && (typeof opts.stateDir !== "string" || !path.isAbsolute(opts.stateDir))) {
     throw invalidArgument("--state-dir", "an absolute directory path", opts.stateDir);
   }
+  if (opts.runDir !== undefined && (typeof opts.runDir !== "string" || !path.isAbsolute(opts.runDir))) {
+    throw invalidArgument("--run-dir", "an absolute directory path", opts.runDir);
+  }
 
   const dir = path.resolve(opts.dir);
   const daemonConfigFile = path.join(dir, DAEMON_CONFIG_NAME);
@@ -78,7 +83,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
       cause: err,
     });
   }
-  writeFileAtomic(daemonConfigFile, daemonConfigYaml(pki, port, dir, opts.stateDir ?? path.join(dir, "state")));
+  writeFileAtomic(daemonConfigFile, daemonConfigYaml(pki, port, dir, opts.stateDir ?? path.join(dir, "state"), opts.runDir));
   writeFileAtomic(rnxConfigFile, rnxConfigYaml(pki, dialAddress(host, port)));
   return { daemonConfigFile, rnxConfigFile, serverCert: describeCertificate(pki.serverCertPem) };
 }
@@ -89,7 +94,7 @@ function dialAddress(host: string, port: number): string {
 }
 
 /** The daemon config with every section written out at its default and commented, so the file documents itself. */
-function daemonConfigYaml(pki: Pki, port: number, dir: string, stateDir: string): string {
+function daemonConfigYaml(pki: Pki, port: number, dir: string, stateDir: string, runDir: string | undefined): string {
   return `# Joblet daemon configuration, written by \`joblet init\`. Start the daemon with
 #   joblet --config ${yamlComment(path.join(dir, DAEMON_CONFIG_NAME))}
 # This file holds the server's private key: keep it mode 0600, readable by root only.
@@ -150,6 +155,10 @@ uploads:
 state:
   # Directory for the daemon's job database, job logs and runtime files (absolute path).
   dir: ${JSON.stringify(path.resolve(stateDir))}
+  # Where jobs' runtime state goes instead (OCI bundles, runc's state, conmon's sockets): files that die with
+  # the host anyway, a dozen made and removed per job, so best on a tmpfs such as /run/joblet. Exit codes,
+  # logs and the database stay in dir. One daemon per run dir; unset = inside dir.
+${runDir === undefined ? "  # runDir: /run/joblet" : `  runDir: ${JSON.stringify(path.resolve(runDir))}`}
 
 runtime:
   # OCI runtime binary: a name looked up on PATH, or an absolute path (runc or crun).

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { CallRecord } from "../api/server.js";
 import type { CgroupManager } from "../cgroups/manager.js";
 import type { JobObserver } from "../jobs/service.js";
-import { supervisionPaths } from "../runtime/conmon.js";
+import { jobLogPath } from "../runtime/conmon.js";
 import type { JobRecord, JobStatus } from "../store/record.js";
 import { renderExposition, type MetricFamily, type Sample } from "./exposition.js";
 import { Histogram } from "./histogram.js";
@@ -80,7 +80,7 @@ export class JobletMetrics implements JobObserver {
         cpu.push({ labels, value: stats.cpuTimeNs / 1e9 });
         memory.push({ labels, value: stats.memoryCurrentBytes });
       }
-      const logFile = supervisionPaths(this.sources.stateDir, j.id).logPath;
+      const logFile = jobLogPath(this.sources.stateDir, j.id);
       const size = fileSize(logFile);
       if (size !== undefined) logBytes.push({ labels, value: size });
       const droppedBytes = this.readDropped(logFile);

@@ -24,16 +24,46 @@ export interface SupervisionPaths {
   conmonLogPath: string;
 }
 
-/** The paths of job `id` under the state dir's fixed layout. */
-export function supervisionPaths(stateDir: string, id: string): SupervisionPaths {
-  const bundleDir = path.join(stateDir, "run", id);
+/**
+ * Where a daemon keeps its jobs' files. `stateDir` holds what must outlive a reboot's loss of the runtime state
+ * (exit codes, logs); `runDir` what dies with the host anyway (bundles, runc's state, conmon's sockets), and
+ * may be the same directory.
+ */
+export interface StateDirs {
+  stateDir: string;
+  runDir: string;
+}
+
+/** Bundles (`<runDir>/run/<id>`), one per job not yet cleaned up. */
+export function bundlesDir(dirs: StateDirs): string {
+  return path.join(dirs.runDir, "run");
+}
+
+/** The runtime's --root (its per-container state dirs). */
+export function runtimeRootDir(dirs: StateDirs): string {
+  return path.join(dirs.runDir, "runtime");
+}
+
+/** conmon's exit files, `<exitsDir>/<id>` holding the exit code: on disk, so a daemon down at the job's end still learns it. */
+export function exitsDir(dirs: StateDirs): string {
+  return path.join(dirs.stateDir, "exits");
+}
+
+/** Job `id`'s output as conmon writes it (k8s-file). */
+export function jobLogPath(stateDir: string, id: string): string {
+  return path.join(stateDir, "logs", `${id}.log`);
+}
+
+/** The paths of job `id` under the fixed layout of `dirs`. */
+export function supervisionPaths(dirs: StateDirs, id: string): SupervisionPaths {
+  const bundleDir = path.join(bundlesDir(dirs), id);
   return {
     bundleDir,
     pidFile: path.join(bundleDir, "pidfile"),
     conmonPidFile: path.join(bundleDir, "conmon.pid"),
-    exitDir: path.join(stateDir, "exits"),
-    socketDir: path.join(stateDir, "sockets"),
-    logPath: path.join(stateDir, "logs", `${id}.log`),
+    exitDir: exitsDir(dirs),
+    socketDir: path.join(dirs.runDir, "sockets"),
+    logPath: jobLogPath(dirs.stateDir, id),
     runtimeLogPath: path.join(bundleDir, "runtime.log"),
     conmonLogPath: path.join(bundleDir, "conmon.log"),
   };

@@ -26,6 +26,8 @@ let runtime: JobRuntime;
 function newRuntime(workSizeBytes: number): JobRuntime {
   return new JobRuntime({
     stateDir: path.join(dir, "state"),
+    // Its own dir, as with state.runDir on a tmpfs: nothing of the runtime may assume it sits in the state dir.
+    runDir: path.join(dir, "run"),
     jobsDir: path.join(dir, "jobs"),
     runtimePath: "runc",
     conmonPath: "conmon",

@@ -5,7 +5,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { isJobId } from "../../shared/ids.js";
-import { isAlive, launchConmon, readPid, supervisionPaths, type ConmonStarted, type SupervisionPaths } from "./conmon.js";
+import { bundlesDir, exitsDir, isAlive, launchConmon, readPid, runtimeRootDir, supervisionPaths, type ConmonStarted, type SupervisionPaths } from "./conmon.js";
 import type { HostFs } from "./hostfs.js";
 import { RuntimeClient } from "./runc.js";
 import { buildJobSpec, type IdMap, type JobResources } from "./spec.js";
@@ -14,6 +14,8 @@ import { findWorkVolumePrograms, isMountPoint, mountWorkVolume, unmountWorkVolum
 /** Settings of the runtime layer, from the daemon config. */
 export interface JobRuntimeOptions {
   stateDir: string;
+  /** Where bundles, runc's root and conmon's sockets go (config `state.runDir`; the state dir by default). */
+  runDir: string;
   jobsDir: string;
   runtimePath: string;
   conmonPath: string;
@@ -63,9 +65,10 @@ export class JobRuntime {
 
   constructor(private readonly opts: JobRuntimeOptions) {
     this.volumePrograms = opts.workSizeBytes ? findWorkVolumePrograms() : undefined;
-    this.runtimeRoot = path.join(opts.stateDir, "runtime");
+    this.runtimeRoot = runtimeRootDir(opts);
     this.runtime = new RuntimeClient(opts.runtimePath, this.runtimeRoot);
-    for (const dir of [this.runtimeRoot, path.join(opts.stateDir, "run"), path.join(opts.stateDir, "exits"), path.join(opts.stateDir, "sockets"), path.join(opts.stateDir, "logs")]) {
+    const p = supervisionPaths(opts, "x");
+    for (const dir of [this.runtimeRoot, bundlesDir(opts), p.exitDir, p.socketDir, path.dirname(p.logPath)]) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     }
     mkdirSync(opts.jobsDir, { recursive: true, mode: 0o711 });
@@ -73,7 +76,7 @@ export class JobRuntime {
 
   /** Supervision paths of job `id`. */
   paths(id: string): SupervisionPaths {
-    return supervisionPaths(this.opts.stateDir, id);
+    return supervisionPaths(this.opts, id);
   }
 
   /** The job's writable work dir on the host (its /work). */
@@ -308,12 +311,12 @@ export class JobRuntime {
 
   /** IDs of jobs that have a bundle (created, running, or not yet cleaned up). */
   bundleIds(): string[] {
-    return readdirSync(path.join(this.opts.stateDir, "run")).filter(isJobId);
+    return readdirSync(bundlesDir(this.opts)).filter(isJobId);
   }
 
   /** IDs of jobs with an exit file. */
   exitedIds(): string[] {
-    return readdirSync(path.join(this.opts.stateDir, "exits")).filter(isJobId);
+    return readdirSync(exitsDir(this.opts)).filter(isJobId);
   }
 
   /**
@@ -321,7 +324,7 @@ export class JobRuntime {
    * rescanned every `pollMs`. Returns a function that stops watching.
    */
   watchExits(onExit: (id: string) => void, pollMs = 500): () => void {
-    const dir = path.join(this.opts.stateDir, "exits");
+    const dir = exitsDir(this.opts);
     let watcher: FSWatcher | undefined;
     try {
       watcher = watch(dir, (_event, name) => {

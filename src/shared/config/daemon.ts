@@ -109,7 +109,10 @@ const schema = z
       .strict()
       .prefault({}),
     state: z
-      .object({ dir: z.string().startsWith("/", "expected an absolute path").default("/var/lib/joblet") })
+      .object({
+        dir: z.string().startsWith("/", "expected an absolute path").default("/var/lib/joblet"),
+        runDir: z.string().startsWith("/", "expected an absolute path").optional(),
+      })
       .strict()
       .prefault({}),
     runtime: z
@@ -215,6 +218,12 @@ export interface DaemonConfig {
   /** cgroup path of the parent of every job's cgroup, relative to the cgroup mount, e.g. "/joblet". */
   readonly cgroupParent: string;
   readonly stateDir: string;
+  /**
+   * Where the runtime's per-job state lives (`run/<id>` bundles, runc's `runtime/` root, conmon's `sockets/`):
+   * files that do not outlive the host's uptime, a dozen made and removed per job, best on a tmpfs such as
+   * /run. Defaults to the state dir. Exit codes, logs, the database and work dirs stay in the state dir.
+   */
+  readonly runDir: string;
   /** Directory holding each job's writable work dir (`<jobsDir>/<id>/work`). */
   readonly jobsDir: string;
   readonly runtimePath: string;
@@ -267,6 +276,7 @@ export function parseDaemonConfig(raw: unknown, file: string): DaemonConfig {
     network: c.joblet.network,
     cgroupParent: c.cgroup.baseDir.slice("/sys/fs/cgroup".length).replace(/\/+$/, ""),
     stateDir,
+    runDir: c.state.runDir ? path.resolve(c.state.runDir) : stateDir,
     jobsDir: c.filesystem.baseDir ? path.resolve(c.filesystem.baseDir) : path.join(stateDir, "jobs"),
     runtimePath: c.runtime.path,
     conmonPath: c.runtime.conmonPath,
