@@ -440,7 +440,11 @@ print('py_clone_plain=' + err(rc))"`,
 });
 
 test("fork bomb: the job's process count never exceeds the pids limit; the daemon and another job stay responsive", async () => {
-  const bomb = await start({ command: "sh", args: ["-c", "b() { b | b & }; b; sleep 60"] });
+  // Each shell forks its pipeline again whenever it ended, so the bomb holds the limit instead of passing it
+  // in one wave: with the classic `b | b &` nothing stays behind the front, and on this host the whole wave,
+  // cap reached and every shell gone, sometimes fell between two 20 ms samples (peaks of 2, 33, 44 sampled).
+  // The job's PID 1 is `sleep` (exec: no fork needed once the cap is reached; dash exits when a fork fails).
+  const bomb = await start({ command: "sh", args: ["-c", "b() { while :; do b | b & wait; done; }; b & exec sleep 60"] });
   const pidsDir = cgroupDir("pids", bomb);
   try {
     assert.equal(readFileSync(path.join(pidsDir, "pids.max"), "utf8").trim(), String(PIDS_LIMIT));
