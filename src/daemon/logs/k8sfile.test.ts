@@ -75,6 +75,24 @@ describe("decodeK8sRecords", () => {
     assert.equal(batch.consumedBytes, file.length);
   });
 
+  it("reads timestamps of other lengths (scanned for their space) as well as conmon's 35 bytes (taken by shape)", () => {
+    const file = Buffer.from(
+      `${T} stdout F conmon\n` +
+        `2026-11-27T20:46:40Z stdout F short\n` +
+        `2026-11-27T20:46:40.9422871+00:00 stderr P seven-digit\n` +
+        // 35 bytes with a space at 35 but not conmon's punctuation: the scan finds the space at 19 (too short).
+        `2026-11-27T20:46:40 942287139+00:00 stdout F no\n` +
+        // conmon's punctuation with a space at 35: taken as conmon's timestamp, as the decoder does not parse it.
+        `2026-11-27T20:46:40.9422 7139+00:00 stdout F shape\n`,
+    );
+    const batch = decodeK8sRecords(file);
+    assert.deepEqual(
+      batch.records.map((r) => `${r.stream} ${r.data.toString()}`),
+      ["stdout conmon\n", "stdout short\n", "stderr seven-digit", "stdout shape\n"],
+    );
+    assert.equal(batch.malformedLines, 1);
+  });
+
   it("treats a line longer than MAX_LINE_BYTES as malformed even when complete", () => {
     const long = encodeK8sRecord("stdout", Buffer.alloc(MAX_LINE_BYTES, "x"), false);
     const batch = decodeK8sRecords(Buffer.concat([long, encodeK8sRecord("stderr", Buffer.from("ok"), false)]));

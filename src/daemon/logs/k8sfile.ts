@@ -43,6 +43,8 @@ const SPACE = 0x20;
 // fraction digits. A token outside these bounds is not a timestamp.
 const MIN_TIME_BYTES = 20;
 const MAX_TIME_BYTES = 40;
+/** Length of conmon's timestamps: `2026-11-27T20:46:40.942287139+00:00`. */
+const CONMON_TIME_BYTES = 35;
 
 /**
  * A line longer than this (without its newline) is malformed by definition: conmon splits data at its
@@ -155,9 +157,23 @@ export class K8sScan {
 // Parses the header of buf[start, nl) (nl is the line's `\n`). Returns -1 for a malformed line, else
 // dataStart * 4 + stream * 2 + partial packed in one number, so the hot loop allocates nothing.
 function parseHeader(buf: Buffer, start: number, nl: number): number {
-  const timeLimit = Math.min(nl, start + MAX_TIME_BYTES + 1);
-  let sp = start;
-  while (sp < timeLimit && buf[sp] !== SPACE) sp++;
+  let sp = start + CONMON_TIME_BYTES;
+  // conmon's own timestamps are all 35 bytes (`2026-11-27T20:46:40.942287139+00:00`): a line whose byte 35 is
+  // a space and whose first 35 have that punctuation is taken to start with one, without scanning them for
+  // the first space (that scan was a third of the decoder's time for 100-byte lines). Anything else is scanned.
+  if (
+    sp >= nl ||
+    buf[sp] !== SPACE ||
+    buf[start + 13] !== 0x3a || // :
+    buf[start + 16] !== 0x3a ||
+    buf[start + 19] !== 0x2e || // .
+    buf[start + 29] !== 0x2b || // +
+    buf[start + 32] !== 0x3a
+  ) {
+    const timeLimit = Math.min(nl, start + MAX_TIME_BYTES + 1);
+    sp = start;
+    while (sp < timeLimit && buf[sp] !== SPACE) sp++;
+  }
   const timeBytes = sp - start;
   if (timeBytes < MIN_TIME_BYTES || timeBytes > MAX_TIME_BYTES) return -1;
   // `YYYY-MM-DDT`: a cheap shape check that rejects garbage without parsing dates.
