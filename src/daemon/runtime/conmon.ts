@@ -49,9 +49,19 @@ export function exitsDir(dirs: StateDirs): string {
   return path.join(dirs.stateDir, "exits");
 }
 
+/** conmon's attach sockets (one per job, made by conmon; the daemon never attaches). */
+export function socketsDir(dirs: StateDirs): string {
+  return path.join(dirs.runDir, "sockets");
+}
+
+/** Jobs' output logs, `<logsDir>/<id>.log`. */
+export function logsDir(stateDir: string): string {
+  return path.join(stateDir, "logs");
+}
+
 /** Job `id`'s output as conmon writes it (k8s-file). */
 export function jobLogPath(stateDir: string, id: string): string {
-  return path.join(stateDir, "logs", `${id}.log`);
+  return path.join(logsDir(stateDir), `${id}.log`);
 }
 
 /** The paths of job `id` under the fixed layout of `dirs`. */
@@ -62,7 +72,7 @@ export function supervisionPaths(dirs: StateDirs, id: string): SupervisionPaths 
     pidFile: path.join(bundleDir, "pidfile"),
     conmonPidFile: path.join(bundleDir, "conmon.pid"),
     exitDir: exitsDir(dirs),
-    socketDir: path.join(dirs.runDir, "sockets"),
+    socketDir: socketsDir(dirs),
     logPath: jobLogPath(dirs.stateDir, id),
     runtimeLogPath: path.join(bundleDir, "runtime.log"),
     conmonLogPath: path.join(bundleDir, "conmon.log"),

@@ -5,7 +5,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
 import { isJobId } from "../../shared/ids.js";
-import { bundlesDir, exitsDir, isAlive, launchConmon, readPid, runtimeRootDir, supervisionPaths, type ConmonStarted, type SupervisionPaths } from "./conmon.js";
+import { bundlesDir, exitsDir, isAlive, launchConmon, logsDir, readPid, runtimeRootDir, socketsDir, supervisionPaths, type ConmonStarted, type SupervisionPaths } from "./conmon.js";
 import type { HostFs } from "./hostfs.js";
 import { RuntimeClient } from "./runc.js";
 import { buildJobSpec, type IdMap, type JobResources } from "./spec.js";
@@ -67,8 +67,7 @@ export class JobRuntime {
     this.volumePrograms = opts.workSizeBytes ? findWorkVolumePrograms() : undefined;
     this.runtimeRoot = runtimeRootDir(opts);
     this.runtime = new RuntimeClient(opts.runtimePath, this.runtimeRoot);
-    const p = supervisionPaths(opts, "x");
-    for (const dir of [this.runtimeRoot, bundlesDir(opts), p.exitDir, p.socketDir, path.dirname(p.logPath)]) {
+    for (const dir of [this.runtimeRoot, bundlesDir(opts), exitsDir(opts), socketsDir(opts), logsDir(opts.stateDir)]) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     }
     mkdirSync(opts.jobsDir, { recursive: true, mode: 0o711 });
