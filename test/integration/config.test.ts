@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { describeCertificate } from "../../src/shared/tls/certs.js";
-import { ROOT, freePort } from "./harness.js";
+import { ROOT, TestDaemon, freePort } from "./harness.js";
 
 const JOBLET = path.join(ROOT, "bin", "joblet");
 const T = { timeout: 60_000 };
@@ -109,6 +109,38 @@ test("a relative state.runDir is refused by name, expecting an absolute path", T
     c.state!.runDir = "run/joblet";
   });
   assert.match(err, /state\.runDir: .*absolute path.*got "run\/joblet"/i);
+});
+
+test("a second daemon on a running daemon's state dir or run dir is refused by name; the first keeps its job", T, async () => {
+  const d = await TestDaemon.start();
+  try {
+    const run = await d.rnx(["run", "--detach", "sleep", "30"]);
+    assert.equal(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    const port = await freePort();
+    const sameRun = prepare("same-run-dir", (c) => {
+      c.server!.port = port;
+      c.state!.runDir = d.runDir;
+    });
+    const r1 = joblet(["--config", sameRun.configFile]);
+    assert.notEqual(r1.code, 0, r1.stderr);
+    assert.match(r1.stderr, new RegExp(`another joblet \\(pid ${d.pid}\\) uses the run dir ${d.runDir}`));
+    assert.match(r1.stderr, /another state\.runDir/);
+    const sameState = prepare("same-state-dir", (c) => {
+      c.server!.port = port;
+      c.state!.dir = path.join(d.dir, "state");
+    });
+    const r2 = joblet(["--config", sameState.configFile]);
+    assert.notEqual(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, new RegExp(`another joblet \\(pid ${d.pid}\\) uses the state dir ${path.join(d.dir, "state")}`));
+    // Nothing of the first daemon was touched: its job runs on, its bundle and lock are in place.
+    const status = await d.rnx(["status", "--json", id]);
+    assert.equal((JSON.parse(status.stdout) as { status: string }).status, "RUNNING");
+    assert.ok(existsSync(path.join(d.bundlesDir(), id)), "the job's bundle is still there");
+    assert.equal(readFileSync(path.join(d.runDir, "joblet.pid"), "utf8").trim(), String(d.pid));
+  } finally {
+    await d.destroy();
+  }
 });
 
 test("an unknown key is refused by name", T, () => {
