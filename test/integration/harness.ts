@@ -9,6 +9,7 @@ import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { JobletServiceClient, Stream, type DataChunk } from "../../src/shared/proto/joblet.js";
 import { loadRnxConfig, selectNode } from "../../src/shared/config/rnx.js";
+import { bundlesDir, runtimeRootDir } from "../../src/daemon/runtime/conmon.js";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const JOBLET = path.join(ROOT, "bin", "joblet");
@@ -147,14 +148,14 @@ export class TestDaemon {
     return this.proc.pid;
   }
 
-  /** The runtime's --root: the daemon's `<state.runDir>/runtime`. */
+  /** The runtime's --root under the daemon's state.runDir (the daemon's own layout, runtime/conmon.ts). */
   runtimeRoot(): string {
-    return path.join(this.runDir, "runtime");
+    return runtimeRootDir({ stateDir: path.join(this.dir, "state"), runDir: this.runDir });
   }
 
-  /** The daemon's bundles dir: `<state.runDir>/run`, one `<id>` per job not yet cleaned up. */
+  /** The daemon's bundles dir under its state.runDir, one `<id>` per job not yet cleaned up. */
   bundlesDir(): string {
-    return path.join(this.runDir, "run");
+    return bundlesDir({ stateDir: path.join(this.dir, "state"), runDir: this.runDir });
   }
 
   /** `runc state` of job `id` in this daemon's runtime root, or undefined when runc does not know it. */

@@ -53,11 +53,8 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   const host = checkHost("--address", address);
   if (!Array.isArray(names)) throw invalidArgument("--names", "a list of host names or IP addresses", names);
   for (const name of names) checkHost("--names", name);
-  if (opts.stateDir !== undefined && (typeof opts.stateDir !== "string" || !path.isAbsolute(opts.stateDir))) {
-    throw invalidArgument("--state-dir", "an absolute directory path", opts.stateDir);
-  }
-  if (opts.runDir !== undefined && (typeof opts.runDir !== "string" || !path.isAbsolute(opts.runDir))) {
-    throw invalidArgument("--run-dir", "an absolute directory path", opts.runDir);
+  for (const [flag, value] of [["--state-dir", opts.stateDir], ["--run-dir", opts.runDir]] as const) {
+    if (value !== undefined && (typeof value !== "string" || !path.isAbsolute(value))) throw invalidArgument(flag, "an absolute directory path", value);
   }
 
   const dir = path.resolve(opts.dir);
