@@ -9,6 +9,15 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TestDaemon } from "../test/integration/harness.js";
 
+// Every rnx a bench runs (hyperfine inherits this environment) keeps its verified daemon certificates in a
+// dir of this invocation, not in the home directory: the benches' daemons each have a new CA. A warm-up run
+// fills it, so measured runs see what a user's second and later commands see.
+if (!process.env.RNX_CACHE_DIR) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-bench-rnx-cache-"));
+  process.env.RNX_CACHE_DIR = dir;
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+}
+
 /** Median of `xs` (NaN when empty). */
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
@@ -22,10 +31,16 @@ export function msSince(startNs: bigint): number {
   return Number(process.hrtime.bigint() - startNs) / 1e6;
 }
 
-/** One line describing the host: CPUs, kernel, load average now. */
+/**
+ * One line describing the host: CPUs, kernel, load average now, and whether NODE_EXTRA_CA_CERTS is set. Node
+ * reads that file at every start (with the system bundle, ~65 ms on the 2-core VM), so every Node process
+ * measured pays it; without it, rnx pays ~25 ms instead the first time a TLS context gets a `ca` (Node 20
+ * parses its bundled root store then), which `node -e 0` never does: the CLI rows move in opposite directions.
+ */
 export function hostLine(): string {
   const [l1, l5, l15] = os.loadavg().map((x) => x.toFixed(2));
-  return `host: nproc=${os.cpus().length} kernel=${os.release()} node=${process.version} loadavg=${l1} ${l5} ${l15}`;
+  const extraCa = process.env.NODE_EXTRA_CA_CERTS ? "set" : "unset";
+  return `host: nproc=${os.cpus().length} kernel=${os.release()} node=${process.version} loadavg=${l1} ${l5} ${l15} NODE_EXTRA_CA_CERTS=${extraCa}`;
 }
 
 /** Runs argv (argv[0] an executable) once and resolves with its wall time in milliseconds; throws on a non-zero exit. */

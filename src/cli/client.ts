@@ -16,6 +16,7 @@ import { JobletError } from "../shared/errors.js";
 import { decodeDataChunkParts, encodeUploadReq, type DataChunkParts } from "../shared/wire-codec.js";
 import type { CallOptions, GrpcCall } from "./grpc/call.js";
 import { GrpcConnection } from "./grpc/connection.js";
+import { userVerifiedServers } from "./grpc/verified-servers.js";
 import { GrpcStatus, RpcError } from "./grpc/status.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
@@ -45,7 +46,7 @@ export class RnxClient {
 
   constructor(readonly target: Target) {
     const { caPem, keyPem, certPem } = target.node;
-    this.conn = new GrpcConnection({ address: target.address, caPem, keyPem, certPem });
+    this.conn = new GrpcConnection({ address: target.address, caPem, keyPem, certPem, verified: userVerifiedServers() });
   }
 
   /** Starts a job; resolves once the daemon reports it running. */

@@ -25,6 +25,8 @@ import { rnxVersion } from "./version.js";
 const ENV_HELP = `Environment:
   RNX_CONFIG     config file to use when --config is not given (searched first)
   JOBLET_SERVER  HOST:PORT overriding the node's address (--server wins over it)
+  RNX_CACHE_DIR  where rnx remembers daemon certificates it verified (default: the user's cache dir
+                 + /joblet, e.g. ~/.cache/joblet; "off": nowhere)
   NO_COLOR       set to disable colours (they are also off when stdout is not a terminal)`;
 
 /** A few common command lines, for `rnx --help`. */

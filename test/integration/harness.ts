@@ -212,7 +212,8 @@ export function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => voi
 /** Runs a command (argv[0] a JS file run with this Node) and collects its output. */
 export function runCli(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, argv, { env: { ...process.env, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const env = { ...process.env, NO_COLOR: "1", RNX_CACHE_DIR: process.env.RNX_CACHE_DIR ?? rnxCacheDir(), ...opts.env };
+    const proc = spawn(process.execPath, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     proc.stdout.on("data", (d: Buffer) => out.push(d));
@@ -229,6 +230,20 @@ export function runCli(argv: string[], opts: { input?: string; env?: NodeJS.Proc
     });
     proc.stdin.end(opts.input ?? "");
   });
+}
+
+let cacheDir: string | undefined;
+/**
+ * rnx's cache dir for this test process (verified daemon certificates), removed at exit: tests never write
+ * into the home directory of whoever runs them, and every rnx after a daemon's first uses the cache.
+ */
+function rnxCacheDir(): string {
+  if (!cacheDir) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "joblet-it-rnx-cache-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    cacheDir = dir;
+  }
+  return cacheDir;
 }
 
 /** Job `id`'s whole output through GetJobLogs, split by stream (follows it until the job ends). */

@@ -1,7 +1,11 @@
 // Mutual TLS and roles against a real daemon: what the viewer role may and may not do, that the handshake
 // needs a client certificate from our CA and TLS 1.3, and that the server certificate verifies for the
-// names clients dial ("joblet", 127.0.0.1, localhost).
+// names clients dial ("joblet", 127.0.0.1, localhost), and that rnx's memory of a verified daemon certificate
+// follows a renewed one.
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import tls from "node:tls";
 import { after, before, test } from "node:test";
 import { Metadata, credentials, status, type ServiceError } from "@grpc/grpc-js";
@@ -200,5 +204,40 @@ test("the server certificate verifies for the names clients dial: joblet, 127.0.
     assert.ok(jobs.jobs.some((j) => j.id === job.id));
   } finally {
     c.close();
+  }
+});
+
+test("rnx remembers the daemon's certificate once OpenSSL verified it; a changed one is verified again without failing the command", T, async () => {
+  const cache = mkdtempSync(path.join(os.tmpdir(), "joblet-it-verified-"));
+  const file = path.join(cache, "verified-servers.json");
+  try {
+    const env = { RNX_CACHE_DIR: cache };
+    const served = await new Promise<string>((resolve, reject) => {
+      const sock = tls.connect({ host: "127.0.0.1", port: d.port, ca: adminNode.caPem, cert: adminNode.certPem, key: adminNode.keyPem, ALPNProtocols: ["h2"] });
+      sock.once("secureConnect", () => {
+        resolve(sock.getPeerCertificate().fingerprint256);
+        sock.destroy();
+      });
+      sock.once("error", reject);
+    });
+    const entries = () => (JSON.parse(readFileSync(file, "utf8")) as { servers: { key: string; sha256: string }[] }).servers;
+
+    const first = await d.rnx(["list"], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(entries().map((e) => [e.key.split(" ")[1], e.sha256]), [[adminNode.address, served]]);
+
+    // As if the daemon's certificate had been renewed since: the command works, and the new one is kept.
+    writeFileSync(file, JSON.stringify({ servers: entries().map((e) => ({ ...e, sha256: "00:11:22" })) }), { mode: 0o600 });
+    const changed = await d.rnx(["status", job.id], { env });
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stdout, /RUNNING/);
+    assert.deepEqual(entries().map((e) => e.sha256), [served]);
+
+    rmSync(file);
+    const off = await d.rnx(["list"], { env: { RNX_CACHE_DIR: "off" } });
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal(existsSync(file), false);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
   }
 });

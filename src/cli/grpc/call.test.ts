@@ -1,16 +1,21 @@
 // The gRPC client against a real node:http2 server over mutual TLS in this process: request headers,
 // responses cut into DATA frames in awkward places, every way a call can end (status in trailers, trailers
 // only, bad or missing status, a non-gRPC answer, reset streams), deadline, cancel, the message size limit,
-// and the connection failures rpc-errors.ts tells apart.
+// the connection failures rpc-errors.ts tells apart, and connections made on a daemon certificate verified before.
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import http2, { constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { generatePki, type Pki } from "../../shared/tls/certs.js";
 import { CLOSED_AFTER_HANDSHAKE, CONNECTION_LOST, GrpcConnection, type ConnectionOptions } from "./connection.js";
 import { messagePrefix } from "./frame.js";
 import { GrpcStatus, RpcError } from "./status.js";
+import { fileVerifiedServers, type VerifiedServers } from "./verified-servers.js";
 
 let pki: Pki;
 let other: Pki;
@@ -379,5 +384,110 @@ describe("connection failures, told apart for rpc-errors.ts", () => {
     assert.deepEqual(r.messages, ["partial"]);
     assert.equal(r.error?.code, GrpcStatus.UNAVAILABLE);
     assert.match(r.error!.details, new RegExp(CONNECTION_LOST));
+  });
+});
+
+describe("a daemon certificate verified before (verified-servers.ts)", () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "rnx-call-verified-"));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  let n = 0;
+  /** A store of its own in the temp dir. */
+  const store = (): VerifiedServers => fileVerifiedServers(path.join(tmp, `v${n++}`, "verified-servers.json"));
+  const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+  /** An entry for `certPem` as if it had been verified for (client CA, address) before. */
+  const remembered = (certPem: string) => ({ sha256: fingerprint(certPem), notBefore: Date.now() - 60_000, notAfter: Date.now() + 3_600_000 });
+
+  test("the first connection is verified by OpenSSL and its certificate remembered; the next one is made on it", async () => {
+    const s = await serve(answer(["a"]));
+    const verified = store();
+    const opts = { ...s.options(), verified };
+    const first = new GrpcConnection(opts);
+    assert.deepEqual((await collect(first, Buffer.from("q1"))).messages, ["a"]);
+    first.close();
+    assert.equal(verified.lookup(opts.caPem, opts.address)?.sha256, fingerprint(pki.serverCertPem));
+    const second = new GrpcConnection(opts);
+    const r = await collect(second, Buffer.from("q2"));
+    second.close();
+    await s.close();
+    assert.deepEqual(r, { messages: ["a"], error: undefined });
+    assert.deepEqual(s.seen.map((x) => x.body), [frames("q1"), frames("q2")]);
+  });
+
+  test("the remembered certificate is accepted without a chain check; another one is verified, and refused as before", async () => {
+    // `other`'s server certificate is not signed by the client's CA (pki's): only the entry can make it
+    // acceptable. The client certificate is one `other`'s server accepts.
+    const s = await serve(answer(["a"]), other);
+    const verified = store();
+    const opts = { ...s.options(), keyPem: other.adminKeyPem, certPem: other.adminCertPem, verified };
+    verified.remember(opts.caPem, opts.address, remembered(other.serverCertPem));
+    const conn = new GrpcConnection(opts);
+    assert.deepEqual(await collect(conn, Buffer.from("q")), { messages: ["a"], error: undefined });
+    conn.close();
+
+    verified.remember(opts.caPem, opts.address, remembered(pki.serverCertPem));
+    const again = new GrpcConnection(opts);
+    const r = await collect(again, Buffer.from("q"), { timeoutMs: 5000 });
+    again.close();
+    await s.close();
+    assert.equal(r.error?.code, GrpcStatus.UNAVAILABLE);
+    assert.match(r.error!.details, /self[- ]signed certificate|unable to verify|unable to get/i);
+    assert.equal(verified.lookup(opts.caPem, opts.address), undefined, "the entry that did not match is dropped");
+    assert.equal(s.seen.length, 1, "nothing reached the server over the unverified connection");
+  });
+
+  test("a certificate renewed since: the call goes over a verified connection, unnoticed, and the new one is remembered", async () => {
+    const s = await serve(answer(["a", "b"]));
+    const verified = store();
+    const opts = { ...s.options(), verified };
+    verified.remember(opts.caPem, opts.address, remembered(other.serverCertPem));
+    const conn = new GrpcConnection(opts);
+    const r = await collect(conn, Buffer.from("q"));
+    conn.close();
+    await s.close();
+    assert.deepEqual(r, { messages: ["a", "b"], error: undefined });
+    assert.deepEqual(s.seen.map((x) => x.body), [frames("q")]);
+    assert.equal(verified.lookup(opts.caPem, opts.address)?.sha256, fingerprint(pki.serverCertPem));
+  });
+
+  test("messages written before the certificate is checked arrive in order; a cancel then ends the call CANCELLED", async () => {
+    const s = await serve(answer(["ok"]));
+    const verified = store();
+    const opts = { ...s.options(), verified };
+    verified.remember(opts.caPem, opts.address, remembered(pki.serverCertPem));
+    const conn = new GrpcConnection(opts);
+    const r = await new Promise<{ messages: string[]; error: RpcError | undefined }>((resolve) => {
+      const messages: string[] = [];
+      const call = conn.call("/joblet.JobletService/Test", {
+        maxMessageBytes: 1 << 20,
+        onMessage: (m) => messages.push(m.toString()),
+        onEnd: (error) => resolve({ messages, error }),
+      });
+      for (const t of ["one", "two", "three"]) call.write(Buffer.from(t));
+      call.end();
+    });
+    assert.deepEqual(r, { messages: ["ok"], error: undefined });
+    assert.deepEqual(s.seen.map((x) => x.body), [frames("one", "two", "three")]);
+
+    const cancelled = await new Promise<RpcError | undefined>((resolve) => {
+      const call = new GrpcConnection(opts).call("/joblet.JobletService/Test", { maxMessageBytes: 1 << 20, onMessage: () => {}, onEnd: resolve });
+      call.write(Buffer.from("never sent"));
+      call.cancel();
+    });
+    conn.close();
+    await s.close();
+    assert.equal(cancelled?.code, GrpcStatus.CANCELLED);
+  });
+
+  test("nothing listening, with a remembered certificate: the same UNAVAILABLE with ECONNREFUSED", async () => {
+    const s = await serve(answer([]));
+    await s.close();
+    const verified = store();
+    const opts = { ...s.options(), verified };
+    verified.remember(opts.caPem, opts.address, remembered(pki.serverCertPem));
+    const conn = new GrpcConnection(opts);
+    const r = await collect(conn, undefined, { timeoutMs: 5000 });
+    conn.close();
+    assert.equal(r.error?.code, GrpcStatus.UNAVAILABLE);
+    assert.match(r.error!.details, /ECONNREFUSED/);
   });
 });

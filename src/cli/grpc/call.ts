@@ -1,7 +1,7 @@
 // One gRPC call on an HTTP/2 stream (grpc/doc/PROTOCOL-HTTP2.md): the request headers, length-prefixed
 // messages both ways, and the status from the trailers (or from the headers of a trailers-only response).
 // Unary, server-streaming and bidirectional calls are all this one thing; client.ts shapes them.
-import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import type { SessionLink } from "./connection.js";
 import { MessageDecoder, messagePrefix } from "./frame.js";
 import { GrpcStatus, Metadata, RpcError, statusForHttp, statusForReset, statusFrom } from "./status.js";
@@ -23,12 +23,22 @@ export interface CallOptions {
   onEnd(error: RpcError | undefined): void;
 }
 
+/** Bytes a writer may queue before the stream exists (write() then returns false until onDrain). */
+const MAX_QUEUED_BYTES = 1 << 20;
+
 /** The longest grpc-timeout value: at most 8 digits (PROTOCOL-HTTP2.md). */
 const MAX_TIMEOUT_DIGITS = 99_999_999;
 
 /** A running call. */
 export class GrpcCall {
-  private readonly stream: ClientHttp2Stream;
+  /** The HTTP/2 stream; undefined until the link has a session (it may first check the server's certificate). */
+  private stream: ClientHttp2Stream | undefined;
+  private readonly headers: Record<string, string>;
+  /** What the caller did before the stream existed, done on it once it does (nothing has been sent then). */
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private endQueued = false;
+  private paused = false;
   private readonly decoder: MessageDecoder;
   /** The status the server sent (headers or trailers), or a protocol error found in its response. */
   private status: RpcError | { code: 0 } | undefined;
@@ -44,7 +54,7 @@ export class GrpcCall {
     private readonly onDone: () => void,
   ) {
     this.decoder = new MessageDecoder(opts.maxMessageBytes);
-    const headers: Record<string, string> = {
+    this.headers = {
       ":method": "POST",
       ":path": path,
       "content-type": "application/grpc",
@@ -52,22 +62,11 @@ export class GrpcCall {
       "grpc-accept-encoding": "identity",
     };
     if (opts.timeoutMs !== undefined) {
-      headers["grpc-timeout"] = opts.timeoutMs <= MAX_TIMEOUT_DIGITS ? `${Math.ceil(opts.timeoutMs)}m` : `${Math.ceil(opts.timeoutMs / 1000)}S`;
+      this.headers["grpc-timeout"] = opts.timeoutMs <= MAX_TIMEOUT_DIGITS ? `${Math.ceil(opts.timeoutMs)}m` : `${Math.ceil(opts.timeoutMs / 1000)}S`;
       this.timer = setTimeout(() => this.abort(new RpcError(GrpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded")), opts.timeoutMs);
     }
-    this.stream = link.session.request(headers, { endStream: false });
-    this.stream.on("response", (h) => this.onResponse(h));
-    this.stream.on("trailers", (t) => (this.status ??= statusFrom(t) ?? new RpcError(GrpcStatus.INTERNAL, "the server's trailers carry no grpc-status")));
-    this.stream.on("data", (chunk: Buffer) => this.onData(chunk));
-    // The stream's own errors say little (ERR_HTTP2_STREAM_CANCEL, ...); the session's state says why.
-    this.stream.on("error", () => {});
-    // The call is over once the server has ended its side with a status, even if ours is still open (a
-    // bidirectional call the server failed early): no 'close' comes until our side ends too.
-    this.stream.on("end", () => {
-      if (this.status) this.finish();
-    });
-    this.stream.on("close", () => this.finish());
-    this.stream.on("drain", () => this.onDrain?.());
+    if (link.session) this.open(link.session);
+    else link.whenReady(() => (link.session ? this.open(link.session) : this.finish()));
   }
 
   /** Called when a write that returned false has been flushed. */
@@ -75,24 +74,35 @@ export class GrpcCall {
 
   /** Sends one encoded message; false when the stream's buffer is full (wait for onDrain). */
   write(message: Uint8Array): boolean {
-    if (this.ended || this.stream.destroyed || this.stream.writableEnded) return true;
-    this.stream.write(messagePrefix(message.length));
-    return this.stream.write(message);
+    const stream = this.stream;
+    if (!stream) {
+      if (this.ended || this.endQueued) return true;
+      this.queued.push(messagePrefix(message.length), message);
+      this.queuedBytes += message.length;
+      return this.queuedBytes < MAX_QUEUED_BYTES;
+    }
+    if (this.ended || stream.destroyed || stream.writableEnded) return true;
+    stream.write(messagePrefix(message.length));
+    return stream.write(message);
   }
 
   /** Half-closes: the server sees the end of the client's messages. */
   end(): void {
-    if (!this.ended && !this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
+    const stream = this.stream;
+    if (!stream) this.endQueued = true;
+    else if (!this.ended && !stream.destroyed && !stream.writableEnded) stream.end();
   }
 
   /** Stops delivering messages until resume(); HTTP/2 flow control then holds the server back. */
   pause(): void {
-    this.stream.pause();
+    this.paused = true;
+    this.stream?.pause();
   }
 
   /** Delivers messages again after pause(). */
   resume(): void {
-    this.stream.resume();
+    this.paused = false;
+    this.stream?.resume();
   }
 
   /** Ends the call at once (RST_STREAM CANCEL); it ends with CANCELLED unless it had already ended. */
@@ -100,10 +110,47 @@ export class GrpcCall {
     this.abort(new RpcError(GrpcStatus.CANCELLED, "Cancelled on client"));
   }
 
+  /** Starts the HTTP/2 stream and does what the caller asked for meanwhile. */
+  private open(session: ClientHttp2Session): void {
+    if (this.ended) return;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(this.headers, { endStream: false });
+    } catch (err) {
+      // Only when the session stopped taking streams while the certificate was checked (closed meanwhile).
+      this.localError ??= new RpcError(GrpcStatus.UNAVAILABLE, `cannot start the call on the connection: ${(err as Error).message}`);
+      this.finish();
+      return;
+    }
+    this.stream = stream;
+    stream.on("response", (h) => this.onResponse(h));
+    stream.on("trailers", (t) => (this.status ??= statusFrom(t) ?? new RpcError(GrpcStatus.INTERNAL, "the server's trailers carry no grpc-status")));
+    stream.on("data", (chunk: Buffer) => this.onData(chunk));
+    // The stream's own errors say little (ERR_HTTP2_STREAM_CANCEL, ...); the session's state says why.
+    stream.on("error", () => {});
+    // The call is over once the server has ended its side with a status, even if ours is still open (a
+    // bidirectional call the server failed early): no 'close' comes until our side ends too.
+    stream.on("end", () => {
+      if (this.status) this.finish();
+    });
+    stream.on("close", () => this.finish());
+    stream.on("drain", () => this.onDrain?.());
+    let flushed = true;
+    for (const chunk of this.queued) flushed = stream.write(chunk);
+    const writerWaits = this.queuedBytes >= MAX_QUEUED_BYTES;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (this.endQueued) stream.end();
+    if (this.paused) stream.pause();
+    // A writer told to wait for onDrain gets it from the stream, or now if the stream took everything.
+    if (writerWaits && flushed) this.onDrain?.();
+  }
+
   private abort(error: RpcError): void {
     if (this.ended) return;
     this.localError ??= error;
-    if (!this.stream.destroyed) this.stream.close(h2.NGHTTP2_CANCEL);
+    if (!this.stream) this.finish();
+    else if (!this.stream.destroyed) this.stream.close(h2.NGHTTP2_CANCEL);
   }
 
   private onResponse(headers: IncomingHttpHeaders): void {
@@ -144,7 +191,8 @@ export class GrpcCall {
     // Our side may still be open (a server that answered a bidirectional call early): release the stream
     // (RST_STREAM NO_ERROR after a status, as gRPC allows). When our side has ended, the stream closes by
     // itself; closing it here would fail the writes not yet confirmed (an error object per write).
-    if (!this.stream.closed && !this.stream.writableEnded) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    if (this.stream && !this.stream.closed && !this.stream.writableEnded) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    this.queued = [];
     this.onDone();
     this.opts.onEnd(this.outcome());
   }
@@ -158,7 +206,7 @@ export class GrpcCall {
     }
     // No status: the connection failed or closed under the call, or the server reset the stream.
     const session = this.link.session;
-    if (this.link.error || session.destroyed || session.closed) return this.link.failure();
+    if (this.link.error || !session || session.destroyed || session.closed || !this.stream) return this.link.failure();
     const rst = this.stream.rstCode;
     if (rst !== undefined && rst !== h2.NGHTTP2_NO_ERROR) return statusForReset(rst);
     return new RpcError(GrpcStatus.INTERNAL, "the server ended the call without a status", new Metadata());

@@ -3,10 +3,11 @@
 // connection, a failed TLS handshake, a client certificate the server rejected and a dropped connection apart.
 // Named imports of Node's modules: a default import makes the bundle copy every export of each (~0.5 ms).
 import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
-import { connect as connectTls } from "node:tls";
+import { connect as connectTls, type TLSSocket } from "node:tls";
 import { setFlagsFromString } from "node:v8";
 import { GrpcCall, type CallOptions } from "./call.js";
 import { GrpcStatus, RpcError } from "./status.js";
+import type { RememberedCert, VerifiedServers } from "./verified-servers.js";
 
 /** Where to connect and with which credentials (PEM text). */
 export interface ConnectionOptions {
@@ -15,6 +16,8 @@ export interface ConnectionOptions {
   readonly caPem: string;
   readonly keyPem: string;
   readonly certPem: string;
+  /** Daemon certificates verified before (verified-servers.ts); without it every connection is verified. */
+  readonly verified?: VerifiedServers;
 }
 
 /**
@@ -32,7 +35,13 @@ const MAX_SESSION_MEMORY_MIB = 64;
 export const CLOSED_AFTER_HANDSHAKE = "the server closed the connection after the TLS handshake, before HTTP/2 started";
 export const CONNECTION_LOST = "the connection to the server was lost";
 
-/** One HTTP/2 session and how far it got. */
+/**
+ * One HTTP/2 session and how far it got. When the daemon's certificate was verified before (`opts.verified`),
+ * the TLS connection is made first without a chain check, and the session only starts on it once the server
+ * has presented that same certificate; any other certificate closes that connection, unused, and the session
+ * starts on a new one that OpenSSL verifies (and whose certificate is then remembered). Until then `session`
+ * is undefined and calls wait (whenReady).
+ */
 export class SessionLink {
   /** TLS handshake done (our side verified the server). */
   tlsDone = false;
@@ -42,36 +51,28 @@ export class SessionLink {
   error: Error | undefined;
   /** No new calls: it has closed, failed or received GOAWAY. */
   unusable = false;
-  readonly session: ClientHttp2Session;
+  /** The HTTP/2 session; undefined while a remembered certificate is being checked. */
+  session: ClientHttp2Session | undefined;
+  /** Called once the session exists (or the connection failed before it could). */
+  private waiting: (() => void)[] = [];
+  private preSocket: TLSSocket | undefined;
+  private readonly target: { host: string; port: number; servername: string | undefined };
 
-  constructor(opts: ConnectionOptions) {
+  constructor(private readonly opts: ConnectionOptions) {
+    // Split here, outside withoutRegexpTierUp: a pattern must always run on the same side of it (below).
     const { host, port } = splitAddress(opts.address);
-    this.session = withoutRegexpTierUp(() => connectHttp2(`https://${opts.address}`, {
-      settings: { initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES, enablePush: false },
-      maxSessionMemory: MAX_SESSION_MEMORY_MIB,
-      createConnection: () => {
-        const socket = connectTls({
-          host,
-          port,
-          ca: opts.caPem,
-          key: opts.keyPem,
-          cert: opts.certPem,
-          ALPNProtocols: ["h2"],
-          // SNI takes host names only: for an IP target leave it out (Node warns, DEP0123, when it is set to
-          // an IP); the certificate is still verified against the IP (server certificates carry IP SANs).
-          servername: looksLikeIp(host) ? undefined : host,
-        });
-        // Added before the session's own listener, so the cause is known when the session fails its streams.
-        socket.on("error", (err) => this.fail(err));
-        socket.once("secureConnect", () => (this.tlsDone = true));
-        return socket;
-      },
-    }));
-    this.session.on("remoteSettings", () => (this.settingsSeen = true));
-    this.session.on("error", (err) => this.fail(err));
-    this.session.on("goaway", () => (this.unusable = true));
-    this.session.on("close", () => (this.unusable = true));
-    this.session.once("connect", () => this.session.setLocalWindowSize(WINDOW_BYTES));
+    // SNI takes host names only: for an IP target leave it out (Node warns, DEP0123, when it is set to an
+    // IP); the certificate is still verified against the IP (server certificates carry IP SANs).
+    this.target = { host, port, servername: looksLikeIp(host) ? undefined : host };
+    const remembered = opts.verified?.lookup(opts.caPem, opts.address);
+    if (remembered) this.checkRemembered(remembered);
+    else this.session = this.startSession(undefined);
+  }
+
+  /** Runs `fn` once the session exists or the connection has failed without one (at once if so already). */
+  whenReady(fn: () => void): void {
+    if (this.session || this.unusable) fn();
+    else this.waiting.push(fn);
   }
 
   /** Why calls on this session failed without a status from the server: always UNAVAILABLE. */
@@ -84,9 +85,112 @@ export class SessionLink {
     return new RpcError(GrpcStatus.UNAVAILABLE, err ? `${CONNECTION_LOST}: ${describeSocketError(err)}` : CONNECTION_LOST);
   }
 
+  /** True once nothing more can come of it: its session is gone, or it failed before having one. */
+  get dead(): boolean {
+    return this.session ? this.session.closed || this.session.destroyed : this.unusable;
+  }
+
+  /** Closes the session (its calls are cancelled), or the connection still being checked. */
+  destroy(): void {
+    this.unusable = true;
+    this.session?.destroy();
+    this.preSocket?.destroy();
+    this.ready();
+  }
+
   private fail(err: Error): void {
     this.error ??= err;
     this.unusable = true;
+  }
+
+  private ready(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const fn of waiting) fn();
+  }
+
+  /** Connects without a chain check; starts the session on it if the server presents `remembered`. */
+  private checkRemembered(remembered: RememberedCert): void {
+    const socket = withoutRegexpTierUp(() => this.connectTls(false));
+    this.preSocket = socket;
+    socket.on("error", (err) => this.fail(err));
+    socket.once("close", () => {
+      if (this.session) return; // it carries the session, or it was replaced by a verified connection
+      this.unusable = true;
+      this.ready();
+    });
+    socket.once("secureConnect", () => {
+      this.preSocket = undefined;
+      if (this.unusable) return; // destroyed meanwhile; its 'close' wakes the waiting calls
+      const cert = socket.getPeerCertificate();
+      const now = Date.now();
+      if (cert.fingerprint256 === remembered.sha256 && now >= remembered.notBefore && now <= remembered.notAfter) {
+        this.tlsDone = true;
+        this.session = this.startSession(socket);
+      } else {
+        // Another certificate (renewed, another daemon at the address): nothing is sent over this connection;
+        // the session starts on a new one that OpenSSL verifies (set first: this one's 'close' then ignored).
+        this.opts.verified?.forget(this.opts.caPem, this.opts.address);
+        this.session = this.startSession(undefined);
+        socket.destroy();
+      }
+      this.ready();
+    });
+  }
+
+  /**
+   * A TLS connection to the daemon. verify: OpenSSL checks the chain against the node's CA and the name
+   * (Node's default); otherwise nothing is checked here and the caller must compare the certificate.
+   */
+  private connectTls(verify: boolean): TLSSocket {
+    const { host, port } = this.target;
+    return connectTls({
+      host,
+      port,
+      // ca: [] trusts nothing and, unlike any ca, does not make Node build its root store.
+      ...(verify ? { ca: this.opts.caPem } : { ca: [], rejectUnauthorized: false }),
+      key: this.opts.keyPem,
+      cert: this.opts.certPem,
+      ALPNProtocols: ["h2"],
+      servername: this.target.servername,
+    });
+  }
+
+  /** The HTTP/2 session on `checked` (a connection whose certificate matched), or on a new verified one. */
+  private startSession(checked: TLSSocket | undefined): ClientHttp2Session {
+    const session = withoutRegexpTierUp(() => connectHttp2(`https://${this.opts.address}`, {
+      settings: { initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES, enablePush: false },
+      maxSessionMemory: MAX_SESSION_MEMORY_MIB,
+      createConnection: () => {
+        if (checked) return checked;
+        const socket = this.connectTls(true);
+        // Added before the session's own listener, so the cause is known when the session fails its streams.
+        socket.on("error", (err) => this.fail(err));
+        socket.once("secureConnect", () => {
+          this.tlsDone = true;
+          this.rememberPeer(socket);
+        });
+        return socket;
+      },
+    }));
+    session.on("remoteSettings", () => (this.settingsSeen = true));
+    session.on("error", (err) => this.fail(err));
+    session.on("goaway", () => (this.unusable = true));
+    session.on("close", () => (this.unusable = true));
+    session.once("connect", () => session.setLocalWindowSize(WINDOW_BYTES));
+    return session;
+  }
+
+  /** Remembers the certificate of `socket`, which OpenSSL has just verified. */
+  private rememberPeer(socket: TLSSocket): void {
+    const verified = this.opts.verified;
+    if (!verified || !socket.authorized) return;
+    const cert = socket.getPeerCertificate();
+    const notBefore = Date.parse(cert.valid_from);
+    const notAfter = Date.parse(cert.valid_to);
+    if (cert.fingerprint256 && Number.isFinite(notBefore) && Number.isFinite(notAfter)) {
+      verified.remember(this.opts.caPem, this.opts.address, { sha256: cert.fingerprint256, notBefore, notAfter });
+    }
   }
 }
 
@@ -116,15 +220,19 @@ export class GrpcConnection {
   }
 
   private start(path: string, opts: CallOptions): GrpcCall {
-    if (!this.link || this.link.unusable || this.link.session.closed || this.link.session.destroyed) {
-      this.link?.session.destroy();
+    if (!this.link || this.link.unusable || this.link.dead) {
+      this.link?.destroy();
       this.link = new SessionLink(this.opts);
     }
     const link = this.link;
-    if (this.active++ === 0) link.session.ref();
+    if (this.active++ === 0) link.session?.ref();
+    // A session started later (after a certificate check) must not hold the process open once no call runs.
+    link.whenReady(() => {
+      if (this.active === 0 && link === this.link) link.session?.unref();
+    });
     const done = () => {
       // The process may exit once no call is running, even with the connection open.
-      if (--this.active === 0 && this.link && !this.link.session.destroyed) this.link.session.unref();
+      if (--this.active === 0 && this.link?.session && !this.link.session.destroyed) this.link.session.unref();
     };
     try {
       return new GrpcCall(link, path, opts, done);
@@ -136,7 +244,7 @@ export class GrpcConnection {
 
   /** Closes the connection; running calls are cancelled. */
   close(): void {
-    this.link?.session.destroy();
+    this.link?.destroy();
     this.link = undefined;
   }
 }
@@ -147,6 +255,9 @@ export class GrpcConnection {
  * interpreting it took ~13 ms of CPU on the 2-core VM against ~4 ms compiled (first call in a fresh process,
  * interleaved runs). The flag applies to patterns first run while it is set; it is restored at once, so
  * nothing else changes (and V8's flag hash, which the code cache is checked against, is the same again).
+ * A pattern must run always inside or always outside: one interpreted outside and run again inside
+ * crashes Node 20's V8 (SIGSEGV in NativeRegExpMacroAssembler::Execute, no machine code to run), so only
+ * Node's own connect code runs here, never our patterns (the host is split beforehand).
  */
 function withoutRegexpTierUp<T>(connect: () => T): T {
   setFlagsFromString("--no-regexp-tier-up");
