@@ -164,3 +164,29 @@ test("list() gives every record exactly as get() does: text that JSON must escap
   const empty = new SqliteJobStore(":memory:");
   assert.deepEqual(empty.list(), []);
 });
+
+test("list() reads a finished job's row once, and again after update() or delete(); unfinished rows every time", () => {
+  const s = new SqliteJobStore(":memory:");
+  const done = job("cd000000-0000-0000-0000-000000000001", { status: "COMPLETED", endTime: "2026-11-27T20:00:02.000Z", exitCode: 0 });
+  const running = job("cd000000-0000-0000-0000-000000000002", { status: "RUNNING" });
+  s.insert(done);
+  s.insert(running);
+  const first = s.list();
+  assert.deepEqual(first, [done, running]);
+  const second = s.list();
+  assert.equal(second[0], first[0], "the finished record is the one read before");
+  assert.notEqual(second[1], first[1], "the running job's row is read again");
+  assert.ok(Object.isFrozen(second[0]) && Object.isFrozen(second[0]!.args) && Object.isFrozen(second[0]!.limits));
+
+  // A change to the finished job's row is seen at once.
+  s.update(done.id, { reason: "output over the cap was dropped" });
+  assert.equal(s.list()[0]!.reason, "output over the cap was dropped");
+  s.update(running.id, { status: "STOPPED", endTime: "2026-11-27T20:00:03.000Z" });
+  assert.deepEqual(s.list().map((j) => j.status), ["COMPLETED", "STOPPED"]);
+  // Deleted and new rows, in insertion order.
+  assert.equal(s.delete(done.id), true);
+  const later = job("cd000000-0000-0000-0000-000000000000", { status: "FAILED" });
+  s.insert(later);
+  assert.deepEqual(s.list().map((j) => j.id), [running.id, later.id]);
+  assert.deepEqual(s.list(), [s.get(running.id), s.get(later.id)]);
+});

@@ -13,7 +13,7 @@ export interface JobStore {
   get(id: string): JobRecord | undefined;
   /** Up to `limit` IDs starting with `prefix`. */
   idsWithPrefix(prefix: string, limit: number): string[];
-  /** All jobs, oldest first. */
+  /** All jobs, oldest first. Finished jobs' records may be shared between calls: they are frozen, read-only. */
   list(): JobRecord[];
   /** Jobs not yet in a final state, oldest first. */
   listUnfinished(): JobRecord[];
