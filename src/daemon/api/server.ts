@@ -28,6 +28,7 @@ import { toJob, toRunRequest } from "./mappers.js";
 import { DECODE_ERROR, tolerantService } from "./decode.js";
 import { installFrameReuse } from "./frame-reuse.js";
 import { dataChunkSerializer } from "./chunk-serializer.js";
+import { serializeJobs, type JobRecords } from "./jobs-serializer.js";
 import { streamLogs } from "./log-stream.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
 import { receiveUpload } from "./upload-handler.js";
@@ -81,7 +82,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const followers = new Set<ServerWritableStream<GetJobLogsReq, DataChunk>>();
   const service = withBulkEncoders(tolerantService());
   server.addService(
-    { ...service, getJobLogs: { ...service.getJobLogs, responseSerialize: dataChunkSerializer() } },
+    {
+      ...service,
+      getJobLogs: { ...service.getJobLogs, responseSerialize: dataChunkSerializer() },
+      listJobs: { ...service.listJobs, responseSerialize: serializeJobs },
+    },
     handlers(opts.jobs, opts.logger, opts.onCall ?? (() => undefined), opts.revoked ?? new Set<string>(), followers, opts.maxSendMsgSize),
   );
   const host = opts.address.includes(":") && !opts.address.startsWith("[") ? `[${opts.address}]` : opts.address;
@@ -164,7 +169,9 @@ function handlers(
       const j = await jobs.stop(req.id, caller.subject);
       return { id: j.id, status: j.status, endTime: j.endTime ?? "", exitCode: j.exitCode ?? 0 };
     }),
-    listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ jobs: jobs.list().map(toJob) })),
+    // The records go to serializeJobs as they are (it keeps each finished job's wire form); grpc-js only
+    // hands the response to the service's serializer.
+    listJobs: unary<EmptyRequest, Jobs>("ListJobs", () => ({ records: jobs.list() }) satisfies JobRecords as unknown as Jobs),
     deleteJob: unary<DeleteJobReq, DeleteJobRes>("DeleteJob", async (req) => ({ id: await jobs.delete(req.id) })),
     runJobWithUploads: (call: ServerDuplexStream<UploadReq, UploadRes>) => {
       void receiveUpload(call, { jobs, log, onCall, revoked });
