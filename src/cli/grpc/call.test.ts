@@ -478,6 +478,20 @@ describe("a daemon certificate verified before (verified-servers.ts)", () => {
     assert.equal(cancelled?.code, GrpcStatus.CANCELLED);
   });
 
+  test("a client certificate the server rejects, with a remembered certificate: the same closed-after-handshake", async () => {
+    const s = await serve(answer(["x"]));
+    const verified = store();
+    const opts = { ...s.options(), keyPem: other.adminKeyPem, certPem: other.adminCertPem, verified };
+    verified.remember(opts.caPem, opts.address, remembered(pki.serverCertPem));
+    const conn = new GrpcConnection(opts);
+    const r = await collect(conn, undefined, { timeoutMs: 5000 });
+    conn.close();
+    await s.close();
+    assert.equal(r.error?.code, GrpcStatus.UNAVAILABLE);
+    assert.match(r.error!.details, new RegExp(`${CLOSED_AFTER_HANDSHAKE}|alert`));
+    assert.ok(verified.lookup(opts.caPem, opts.address), "the server's certificate was the remembered one: kept");
+  });
+
   test("nothing listening, with a remembered certificate: the same UNAVAILABLE with ECONNREFUSED", async () => {
     const s = await serve(answer([]));
     await s.close();
