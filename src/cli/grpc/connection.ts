@@ -1,6 +1,7 @@
 // One HTTP/2 connection over mutual TLS to a gRPC server, made on first use and made again when it has
 // closed or failed (a daemon restart), plus what is known about how far it got: that is what tells a refused
 // connection, a failed TLS handshake, a client certificate the server rejected and a dropped connection apart.
+// A daemon certificate verified before is recognised instead of verified again (verified-servers.ts).
 // Named imports of Node's modules: a default import makes the bundle copy every export of each (~0.5 ms).
 import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
 import { connect as connectTls, type TLSSocket } from "node:tls";
