@@ -63,10 +63,14 @@ export class GrpcCall {
     };
     if (opts.timeoutMs !== undefined) {
       this.headers["grpc-timeout"] = opts.timeoutMs <= MAX_TIMEOUT_DIGITS ? `${Math.ceil(opts.timeoutMs)}m` : `${Math.ceil(opts.timeoutMs / 1000)}S`;
+    }
+    // A session refusing the stream throws here, to GrpcConnection.call, which tries a new connection (so
+    // the deadline's timer starts only after this).
+    if (link.session) this.open(link.session);
+    else link.whenReady(() => this.openLater());
+    if (opts.timeoutMs !== undefined && !this.ended) {
       this.timer = setTimeout(() => this.abort(new RpcError(GrpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded")), opts.timeoutMs);
     }
-    if (link.session) this.open(link.session);
-    else link.whenReady(() => (link.session ? this.open(link.session) : this.finish()));
   }
 
   /** Called when a write that returned false has been flushed. */
@@ -110,18 +114,22 @@ export class GrpcCall {
     this.abort(new RpcError(GrpcStatus.CANCELLED, "Cancelled on client"));
   }
 
-  /** Starts the HTTP/2 stream and does what the caller asked for meanwhile. */
-  private open(session: ClientHttp2Session): void {
+  /** Once the link has checked the server: starts the stream, or ends the call if the link has no session. */
+  private openLater(): void {
     if (this.ended) return;
-    let stream: ClientHttp2Stream;
+    if (!this.link.session) return this.finish();
     try {
-      stream = session.request(this.headers, { endStream: false });
+      this.open(this.link.session);
     } catch (err) {
-      // Only when the session stopped taking streams while the certificate was checked (closed meanwhile).
+      // The session stopped taking streams between its start and now (closed meanwhile).
       this.localError ??= new RpcError(GrpcStatus.UNAVAILABLE, `cannot start the call on the connection: ${(err as Error).message}`);
       this.finish();
-      return;
     }
+  }
+
+  /** Starts the HTTP/2 stream and does what the caller asked for meanwhile. Throws if the session refuses it. */
+  private open(session: ClientHttp2Session): void {
+    const stream = session.request(this.headers, { endStream: false });
     this.stream = stream;
     stream.on("response", (h) => this.onResponse(h));
     stream.on("trailers", (t) => (this.status ??= statusFrom(t) ?? new RpcError(GrpcStatus.INTERNAL, "the server's trailers carry no grpc-status")));
