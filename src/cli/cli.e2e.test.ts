@@ -232,6 +232,19 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     assert.equal(r.stdout.length, 0);
   });
 
+  test("list: the table is oldest first whatever order the daemon sends", async () => {
+    const jobs = [
+      fakeJob({ id: "cccccccc-0000", createTime: "2025-01-02T00:00:03Z" }),
+      fakeJob({ id: "aaaaaaaa-0000", createTime: "2025-01-02T00:00:01Z" }),
+      fakeJob({ id: "bbbbbbbb-0000", createTime: "2025-01-02T00:00:02Z" }),
+    ];
+    const d = await track(FakeDaemon.start({ listJobs: () => jobs }));
+    const r = await rnx(["list", "--config", d.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const ids = r.stdout.toString().trimEnd().split("\n").slice(1).map((l) => l.split(" ")[0]);
+    assert.deepEqual(ids, ["aaaaaaaa", "bbbbbbbb", "cccccccc"]);
+  });
+
   test("list --json: an array of jobs with the proto's field names", async () => {
     const jobs = [
       fakeJob({ id: "bbbbbbbb-0000", createTime: "2025-01-02T00:00:02Z", usage: { cpuTimeNs: 5, memoryPeakBytes: 6, ioReadBytes: 7, ioWriteBytes: 8 } }),

@@ -1,5 +1,5 @@
-// The `rnx list` table: ID (short form), STATUS, START, DURATION, COMMAND, oldest first so the newest job is
-// next to the prompt. Borderless like `docker ps`; the COMMAND column is cut so each row fits the terminal.
+// The `rnx list` table: ID (short form), STATUS, START, DURATION, COMMAND, oldest first (sortJobs) so the newest
+// job is next to the prompt. Borderless like `docker ps`; the COMMAND column is cut so each row fits the terminal.
 import type { Job } from "../shared/proto/joblet.js";
 import { cutToWidth, displayWidth, formatDurationMs, formatTime, jobDurationMs, oneLine, paintStatus, shellJoin, shortId } from "./format.js";
 import { COLUMN_GAP, plainTable } from "./table.js";
@@ -23,9 +23,9 @@ export function sortJobs(jobs: readonly Job[]): Job[] {
   return keyed.map((k) => k.j);
 }
 
-/** The table as text, ending in a newline. */
+/** The table as text, ending in a newline; rows in the order given (`rnx list` sorts them with sortJobs first). */
 export function renderJobTable(jobs: readonly Job[], opts: JobTableOptions): string {
-  const rows = sortJobs(jobs).map((j) => {
+  const rows = jobs.map((j) => {
     const ms = jobDurationMs(j.startTime, j.endTime, opts.nowMs);
     // Escapes and newlines in a job's command line must not reach the terminal nor split its row.
     return [shortId(j.id), j.status, formatTime(j.startTime), ms === undefined ? "-" : formatDurationMs(ms), oneLine(shellJoin([j.command, ...j.args]))];
