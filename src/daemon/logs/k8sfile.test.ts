@@ -78,6 +78,7 @@ describe("decodeK8sRecords", () => {
   it("reads timestamps of other lengths (scanned for their space) as well as conmon's 35 bytes (taken by shape)", () => {
     const file = Buffer.from(
       `${T} stdout F conmon\n` +
+        `2026-11-27T15:46:40.942287139-05:00 stdout F west\n` +
         `2026-11-27T20:46:40Z stdout F short\n` +
         `2026-11-27T20:46:40.9422871+00:00 stderr P seven-digit\n` +
         // 35 bytes with a space at 35 but not conmon's punctuation: the scan finds the space at 19 (too short).
@@ -88,7 +89,7 @@ describe("decodeK8sRecords", () => {
     const batch = decodeK8sRecords(file);
     assert.deepEqual(
       batch.records.map((r) => `${r.stream} ${r.data.toString()}`),
-      ["stdout conmon\n", "stdout short\n", "stderr seven-digit", "stdout shape\n"],
+      ["stdout conmon\n", "stdout west\n", "stdout short\n", "stderr seven-digit", "stdout shape\n"],
     );
     assert.equal(batch.malformedLines, 1);
   });

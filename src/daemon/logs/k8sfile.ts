@@ -158,16 +158,18 @@ export class K8sScan {
 // dataStart * 4 + stream * 2 + partial packed in one number, so the hot loop allocates nothing.
 function parseHeader(buf: Buffer, start: number, nl: number): number {
   let sp = start + CONMON_TIME_BYTES;
-  // conmon's own timestamps are all 35 bytes (`2026-11-27T20:46:40.942287139+00:00`): a line whose byte 35 is
-  // a space and whose first 35 have that punctuation is taken to start with one, without scanning them for
-  // the first space (that scan was a third of the decoder's time for 100-byte lines). Anything else is scanned.
+  // conmon's own timestamps are all 35 bytes (`2026-11-27T20:46:40.942287139+00:00`, `-05:00` west of UTC): a
+  // line whose byte 35 is a space and whose first 35 have that punctuation is taken to start with one, without
+  // scanning them for the first space (that scan was a third of the decoder's time for 100-byte lines).
+  // Anything else is scanned.
+  const sign = buf[start + 29];
   if (
     sp >= nl ||
     buf[sp] !== SPACE ||
     buf[start + 13] !== 0x3a || // :
     buf[start + 16] !== 0x3a ||
     buf[start + 19] !== 0x2e || // .
-    buf[start + 29] !== 0x2b || // +
+    (sign !== 0x2b && sign !== 0x2d) || // + or -
     buf[start + 32] !== 0x3a
   ) {
     const timeLimit = Math.min(nl, start + MAX_TIME_BYTES + 1);
