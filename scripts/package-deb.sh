@@ -6,6 +6,7 @@
 #
 # Layout of the package:
 #   /opt/joblet/{dist,node_modules,bin,package.json,README.md}   compiled code and production dependencies
+#                                                                 (bin/ holds its own package.json: CommonJS)
 #   /usr/bin/joblet, /usr/bin/rnx                                 symlinks to /opt/joblet/bin/* (Node resolves
 #                                                                 the link, so ../dist is found)
 #   /lib/systemd/system/joblet.service                            the unit (KillMode=process, Delegate=yes)
@@ -72,6 +73,7 @@ node -e 'const D = require(process.argv[1]); const db = new D(":memory:"); if (d
   { log "better-sqlite3 does not load with $(node --version); rerun with JOBLET_DEB_REBUILD=1"; exit 1; }
 
 install -m 0755 "$ROOT/bin/joblet" "$ROOT/bin/rnx" "$APP/bin/"
+install -m 0644 "$ROOT/bin/package.json" "$APP/bin/package.json"
 install -m 0644 "$ROOT/README.md" "$APP/README.md"
 ln -s /opt/joblet/bin/joblet "$PKG/usr/bin/joblet"
 ln -s /opt/joblet/bin/rnx "$PKG/usr/bin/rnx"

@@ -124,6 +124,7 @@ describe("the bundled rnx (one file, Node only)", () => {
     mkdirSync(path.join(pkgDir, "bin"), { recursive: true });
     mkdirSync(path.join(pkgDir, "dist"));
     copyFileSync(path.join(root, "bin", "rnx"), path.join(pkgDir, "bin", "rnx"));
+    copyFileSync(path.join(root, "bin", "package.json"), path.join(pkgDir, "bin", "package.json"));
     copyFileSync(path.join(dir, "build", "rnx.mjs"), path.join(pkgDir, "dist", "rnx.mjs"));
     const cache = path.join(pkgDir, "dist", "rnx.mjs.cache");
     copyFileSync(path.join(dir, "build", "rnx.mjs.cache"), cache);
@@ -157,13 +158,14 @@ describe("the bundled rnx (one file, Node only)", () => {
 
 describe("bin/rnx", () => {
   let dir: string;
-  /** A package layout like an installed one: bin/rnx, package.json, and a dist/ the test fills. */
+  /** A package layout like an installed one: bin/rnx (CommonJS by bin/package.json), package.json, and a dist/ the test fills. */
   before(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), "rnx-bin-"));
     mkdirSync(path.join(dir, "bin"));
     mkdirSync(path.join(dir, "dist", "cli"), { recursive: true });
     copyFileSync(path.join(root, "bin", "rnx"), path.join(dir, "bin", "rnx"));
     chmodSync(path.join(dir, "bin", "rnx"), 0o755);
+    copyFileSync(path.join(root, "bin", "package.json"), path.join(dir, "bin", "package.json"));
     writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "joblet", version: "9.8.7-test", type: "module" }));
     writeFileSync(path.join(dir, "dist", "cli", "main.js"), 'process.stdout.write("compiled main " + process.argv.slice(2).join(" ") + "\\n");\n');
   });

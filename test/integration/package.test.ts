@@ -133,6 +133,8 @@ test("dpkg -i installs it: files, the unit, configs generated with 0600 and the 
 
   assert.equal(readlinkSync("/usr/bin/joblet"), "/opt/joblet/bin/joblet");
   assert.equal(readlinkSync("/usr/bin/rnx"), "/opt/joblet/bin/rnx");
+  // bin/rnx and bin/joblet are CommonJS in a "type": "module" package: their own package.json says so.
+  assert.equal((JSON.parse(readFileSync("/opt/joblet/bin/package.json", "utf8")) as { type?: string }).type, "commonjs");
   assert.equal(sh("/usr/bin/joblet", ["--version"]).stdout.trim(), version);
   assert.equal(sh("/usr/bin/rnx", ["--version"]).stdout.trim(), version);
   const unit = readFileSync("/lib/systemd/system/joblet.service", "utf8");
