@@ -65,6 +65,22 @@ describe("rnx end to end (fake daemon, real mTLS)", () => {
     assert.deepEqual(d.calls.map((c) => c[0]), ["runJob", "getJobLogs", "getJobStatus"]);
   });
 
+  test("run: the exit code comes from the final record in the log stream's trailers, without GetJobStatus", async () => {
+    const d = await track(
+      FakeDaemon.start({
+        runJob: (req) => fakeJob({ ...req, id: ID }),
+        getJobLogs: async (_req, send) => {
+          await send({ payload: Buffer.from("out\n"), stream: Stream.STDOUT, offset: 0 });
+          return fakeJob({ id: ID, ...ended, status: "FAILED", exitCode: 7 });
+        },
+      }),
+    );
+    const r = await rnx(["--config", d.configPath, "run", "sh", "-c", "exit 7"]);
+    assert.equal(r.stdout.toString(), "out\n");
+    assert.equal(r.code, 7, r.stderr);
+    assert.deepEqual(d.calls.map((c) => c[0]), ["runJob", "getJobLogs"], "no GetJobStatus (the fake does not implement it)");
+  });
+
   test("run: --timeout, -e/--env, --workdir and --network are sent as the request's fields", async () => {
     const d = await track(scriptedDaemon({ status: "COMPLETED", exitCode: 0 }));
     const r = await rnx(

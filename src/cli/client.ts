@@ -13,6 +13,7 @@ import {
   type UploadReq,
 } from "../shared/proto/joblet.js";
 import { JobletError } from "../shared/errors.js";
+import { JOB_TRAILER, decodeJobTrailer } from "../shared/job-trailer.js";
 import { decodeDataChunkParts, encodeUploadReq, type DataChunkParts } from "../shared/wire-codec.js";
 import type { CallOptions, GrpcCall } from "./grpc/call.js";
 import { GrpcConnection } from "./grpc/connection.js";
@@ -43,6 +44,8 @@ const S = JobletServiceService;
 /** A connection to one daemon. Close it when done. */
 export class RnxClient {
   private readonly conn: GrpcConnection;
+  /** Final records the daemon sent in the trailers of a job's ended log stream (shared/job-trailer.ts), by job ID. */
+  private readonly endedJobs = new Map<string, GetJobStatusRes>();
 
   constructor(readonly target: Target) {
     const { caPem, keyPem, certPem } = target.node;
@@ -85,6 +88,14 @@ export class RnxClient {
     return this.unary("GetJobStatus", S.getJobStatus, { id }, SHORT_CALL_MS);
   }
 
+  /**
+   * The job's final record, if a log stream of it (logs()) ended with one in its trailers; a daemon without
+   * that extension sends none, and then only getJobStatus() knows. `id` is the full ID.
+   */
+  endedJob(id: string): GetJobStatusRes | undefined {
+    return this.endedJobs.get(id);
+  }
+
   /** Stops a job; resolves once it is gone. */
   stopJob(id: string): Promise<StopJobRes> {
     return this.unary("StopJob", S.stopJob, { id }, LONG_CALL_MS);
@@ -120,6 +131,10 @@ export class RnxClient {
       maxMessageBytes: MAX_RECEIVE_BYTES,
       onMessage: (m) => onParts([m]),
       onMessageParts: onParts,
+      onTrailers: (t) => {
+        const job = decodeJobTrailer(t[JOB_TRAILER]);
+        if (job?.id) this.endedJobs.set(job.id, job);
+      },
       onEnd: (err) => {
         ended = true;
         failure = err;

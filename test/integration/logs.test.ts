@@ -9,6 +9,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunJobReq, Stream, type DataChunk, type GetJobStatusRes, type JobletServiceClient, type RunJobRes } from "../../src/shared/proto/joblet.js";
+import { JOB_TRAILER, decodeJobTrailer } from "../../src/shared/job-trailer.js";
 import { DATA_CHUNK_HEAD_BYTES } from "../../src/shared/wire-codec.js";
 import { TestDaemon, unary } from "./harness.js";
 
@@ -218,6 +219,37 @@ test("a paused follower does not hold up a fast one, and still gets everything",
   fast.checkFraming();
   assert.ok(slow.bytes().equals(fast.bytes()), "the slow follower got exactly the same output");
   assert.ok(slow.endedAt - pausedAt >= 2000);
+});
+
+test("a log stream that ends with the job carries its final record in the trailers, as GetJobStatus returns it", T, async () => {
+  /** Follows job `id`'s output to its end; resolves with the output and the record in the trailers. */
+  const follow = (id: string) =>
+    new Promise<{ out: string; trailer: GetJobStatusRes | undefined }>((resolve, reject) => {
+      let out = "";
+      const s = c.getJobLogs({ id, fromOffset: 0 });
+      s.on("data", (chunk: DataChunk) => (out += Buffer.from(chunk.payload).toString()));
+      s.on("status", (st: { code: number; metadata: { get(key: string): unknown[] } }) => {
+        const value = st.metadata.get(JOB_TRAILER)[0] as Buffer | undefined;
+        resolve({ out, trailer: value ? decodeJobTrailer(value.toString("base64")) : undefined });
+      });
+      s.on("error", reject);
+    });
+  // Followed live: the stream opens while the job runs and ends with it.
+  const live = await run("sh", "-c", "sleep 0.5; echo done; exit 3");
+  const followed = await follow(live.id);
+  assert.equal(followed.out, "done\n");
+  assert.ok(followed.trailer, "a trailer with the job's record");
+  assert.equal(followed.trailer.status, "FAILED");
+  assert.equal(followed.trailer.exitCode, 3);
+  assert.deepEqual(followed.trailer, await getStatus(live.id));
+  // Replayed: a job that ended before the stream opened, and one without output (a Trailers-Only response).
+  for (const [args, code] of [[["-c", "echo x"], 0], [["-c", "exit 0"], 0]] as const) {
+    const job = await run("sh", ...args);
+    await waitFinal(job.id);
+    const replayed = await follow(job.id);
+    assert.equal(replayed.trailer?.exitCode, code);
+    assert.deepEqual(replayed.trailer, await getStatus(job.id));
+  }
 });
 
 test("rnx log of a finished job prints its full history and exits 0", T, async () => {

@@ -128,8 +128,13 @@ function interruptedUploadText(state: UploadState): string {
   }
 }
 
-/** The job's status once it has ended; the stream ends only then, so this normally takes one call. */
+/**
+ * The job's status once it has ended. The stream ends only then, and the daemon's last trailers carry it
+ * (shared/job-trailer.ts); without them (another daemon) this normally takes one GetJobStatus.
+ */
 async function finalStatus(client: RnxClient, id: string): Promise<GetJobStatusRes> {
+  const ended = client.endedJob(id);
+  if (ended && FINAL_STATUSES.has(ended.status)) return ended;
   const deadline = Date.now() + FINAL_STATUS_WAIT_MS;
   for (;;) {
     const job = await client.getJobStatus(id);

@@ -175,6 +175,32 @@ describe("gRPC calls over node:http2", () => {
     assert.equal(r.error?.details, "not now");
   });
 
+  test("the server's trailers reach onTrailers before onEnd: after messages, and in a Trailers-Only response", async () => {
+    const trailersOf = (conn: GrpcConnection) =>
+      new Promise<{ seen: string[]; code: number | undefined }>((resolve) => {
+        const seen: string[] = [];
+        const call = conn.call("/joblet.JobletService/Test", {
+          maxMessageBytes: 1 << 20,
+          onMessage: (m) => seen.push(`message ${m.toString()}`),
+          onTrailers: (t) => seen.push(`trailers ${t["grpc-status"]} ${t["joblet-job-bin"]}`),
+          onEnd: (error) => resolve({ seen, code: error?.code }),
+        });
+        call.end();
+      });
+    const s = await start((stream) => {
+      stream.respond(OK_HEADERS, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "joblet-job-bin": "CgF4" }));
+      stream.end(frames("a"));
+    });
+    const conn = new GrpcConnection(s.options());
+    assert.deepEqual(await trailersOf(conn), { seen: ["message a", "trailers 0 CgF4"], code: undefined });
+    conn.close();
+    const only = await start((stream) => stream.respond({ ...OK_HEADERS, "grpc-status": "0", "joblet-job-bin": "CgF5" }, { endStream: true }));
+    const conn2 = new GrpcConnection(only.options());
+    assert.deepEqual(await trailersOf(conn2), { seen: ["trailers 0 CgF5"], code: undefined });
+    conn2.close();
+  });
+
   test("a bad or missing status, a non-gRPC answer, a reset stream, a cut message", async () => {
     const cases: Array<[string, Handler, number, RegExp]> = [
       [

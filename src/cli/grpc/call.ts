@@ -19,6 +19,11 @@ export interface CallOptions {
    * (no copy; a 256 KiB message arrives in ~16 KiB chunks); the views must not be written to.
    */
   onMessageParts?: (parts: Buffer[]) => void;
+  /**
+   * The server's trailers (its status among them; the headers of a Trailers-Only response, which a call
+   * without messages gets), when it sends any; before onEnd.
+   */
+  onTrailers?: (trailers: IncomingHttpHeaders) => void;
   /** The call ended: without an error for status OK. Called exactly once, after the last onMessage. */
   onEnd(error: RpcError | undefined): void;
 }
@@ -132,7 +137,10 @@ export class GrpcCall {
     const stream = session.request(this.headers, { endStream: false });
     this.stream = stream;
     stream.on("response", (h) => this.onResponse(h));
-    stream.on("trailers", (t) => (this.status ??= statusFrom(t) ?? new RpcError(GrpcStatus.INTERNAL, "the server's trailers carry no grpc-status")));
+    stream.on("trailers", (t) => {
+      this.status ??= statusFrom(t) ?? new RpcError(GrpcStatus.INTERNAL, "the server's trailers carry no grpc-status");
+      this.opts.onTrailers?.(t);
+    });
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     // The stream's own errors say little (ERR_HTTP2_STREAM_CANCEL, ...); the session's state says why.
     stream.on("error", () => {});
@@ -164,7 +172,9 @@ export class GrpcCall {
   private onResponse(headers: IncomingHttpHeaders): void {
     const trailersOnly = statusFrom(headers);
     if (trailersOnly) {
+      // A Trailers-Only response (a call without messages): these headers are the trailers too.
       this.status = trailersOnly;
+      this.opts.onTrailers?.(headers);
       return;
     }
     const httpStatus = Number(headers[":status"]);

@@ -22,6 +22,7 @@ import {
   type UploadRes,
   DeleteJobRes,
 } from "../../shared/proto/joblet.js";
+import { JOB_TRAILER, encodeJobTrailer } from "../../shared/job-trailer.js";
 import { generatePki, roleFromOU, type Pki } from "../../shared/tls/certs.js";
 
 /** What a test may override; every handler not given fails with UNIMPLEMENTED. */
@@ -31,8 +32,11 @@ export interface FakeHandlers {
   stopJob?: (id: string) => StopJobRes | Promise<StopJobRes>;
   deleteJob?: (id: string) => DeleteJobRes | Promise<DeleteJobRes>;
   listJobs?: () => Job[] | Promise<Job[]>;
-  /** Writes chunks to the call and resolves when the stream should end; `signal` aborts when the client cancels. */
-  getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>, signal: AbortSignal) => Promise<void>;
+  /**
+   * Writes chunks to the call and resolves when the stream should end; `signal` aborts when the client cancels.
+   * Resolving with a job ends the stream with it in the trailers, as the daemon does (shared/job-trailer.ts).
+   */
+  getJobLogs?: (req: GetJobLogsReq, send: (chunk: DataChunk) => Promise<void>, signal: AbortSignal) => Promise<void | Job>;
   runJobWithUploads?: FakeUploadHandlers;
 }
 
@@ -261,14 +265,17 @@ function implement(h: FakeHandlers, calls: Array<[string, unknown]>): JobletServ
         try {
           check("getJobLogs", roleOf(call));
           if (!h.getJobLogs) throw new FakeStatus(grpc.status.UNIMPLEMENTED, "getJobLogs not faked");
-          await h.getJobLogs(call.request, (chunk) =>
+          const final = await h.getJobLogs(call.request, (chunk) =>
             new Promise<void>((resolve) => {
               if (call.write(chunk)) resolve();
               else call.once("drain", () => resolve());
             }),
             cancelled.signal,
           );
-          call.end();
+          const trailer = final ? encodeJobTrailer(final) : undefined;
+          const trailers = new grpc.Metadata();
+          if (trailer) trailers.set(JOB_TRAILER, trailer);
+          call.end(trailers);
         } catch (err) {
           call.emit("error", toStatus(err));
         }

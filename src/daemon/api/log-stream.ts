@@ -1,14 +1,17 @@
 // GetJobLogs: streams a job's output to one client, from its requested offset, following a running job to its
 // end. Each client's stream reads the log at its own pace: a slow client slows only itself.
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { JobletError, invalidArgument } from "../../shared/errors.js";
+import { JOB_TRAILER, encodeJobTrailer } from "../../shared/job-trailer.js";
 import { Stream, type DataChunk, type GetJobLogsReq } from "../../shared/proto/joblet.js";
 import { DATA_CHUNK_HEAD_BYTES } from "../../shared/wire-codec.js";
 import type { JobService } from "../jobs/service.js";
+import { isFinal } from "../jobs/state.js";
 import { DEFAULT_MAX_CHUNK_BYTES, releaseChunk } from "../logs/reader.js";
 import { authorize, callerOf, type RevocationCheck } from "./auth.js";
 import { DECODE_ERROR } from "./decode.js";
+import { toJob } from "./mappers.js";
 import type { CallObserver } from "./server.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
 
@@ -68,7 +71,7 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
       if (room) await room;
     }
     if (!abort.signal.aborted) {
-      call.end();
+      call.end(endTrailers(deps.jobs, call.request.id));
       done("OK");
     } else done("CANCELLED");
   } catch (err) {
@@ -81,6 +84,26 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
   } finally {
     abort.abort();
   }
+}
+
+/**
+ * The trailers that end a job's output: the job's final record (shared/job-trailer.ts), so that `rnx run`
+ * needs no GetJobStatus after it; none while the job has not ended (the server is shutting down) or when the
+ * record is too large for a trailer or gone (deleted meanwhile).
+ */
+function endTrailers(jobs: JobService, idOrPrefix: string): Metadata | undefined {
+  let record;
+  try {
+    record = jobs.status(idOrPrefix);
+  } catch {
+    return undefined;
+  }
+  if (!isFinal(record.status)) return undefined;
+  const bytes = encodeJobTrailer(toJob(record));
+  if (!bytes) return undefined;
+  const trailers = new Metadata();
+  trailers.set(JOB_TRAILER, bytes);
+  return trailers;
 }
 
 /**
