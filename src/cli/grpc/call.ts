@@ -1,9 +1,10 @@
 // One gRPC call on an HTTP/2 stream (grpc/doc/PROTOCOL-HTTP2.md): the request headers, length-prefixed
 // messages both ways, and the status from the trailers (or from the headers of a trailers-only response).
 // Unary, server-streaming and bidirectional calls are all this one thing; client.ts shapes them.
-import { constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import type { SessionLink } from "./connection.js";
 import { MessageDecoder, messagePrefix } from "./frame.js";
+import { H2_CANCEL, H2_NO_ERROR } from "./h2-codes.js";
 import { GrpcStatus, Metadata, RpcError, statusForHttp, statusForReset, statusFrom } from "./status.js";
 
 /** Per-call options. */
@@ -166,7 +167,7 @@ export class GrpcCall {
     if (this.ended) return;
     this.localError ??= error;
     if (!this.stream) this.finish();
-    else if (!this.stream.destroyed) this.stream.close(h2.NGHTTP2_CANCEL);
+    else if (!this.stream.destroyed) this.stream.close(H2_CANCEL);
   }
 
   private onResponse(headers: IncomingHttpHeaders): void {
@@ -209,7 +210,7 @@ export class GrpcCall {
     // Our side may still be open (a server that answered a bidirectional call early): release the stream
     // (RST_STREAM NO_ERROR after a status, as gRPC allows). When our side has ended, the stream closes by
     // itself; closing it here would fail the writes not yet confirmed (an error object per write).
-    if (this.stream && !this.stream.closed && !this.stream.writableEnded) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    if (this.stream && !this.stream.closed && !this.stream.writableEnded) this.stream.close(H2_NO_ERROR);
     this.queued = [];
     this.onDone();
     this.opts.onEnd(this.outcome());
@@ -226,7 +227,7 @@ export class GrpcCall {
     const session = this.link.session;
     if (this.link.error || !session || session.destroyed || session.closed || !this.stream) return this.link.failure();
     const rst = this.stream.rstCode;
-    if (rst !== undefined && rst !== h2.NGHTTP2_NO_ERROR) return statusForReset(rst);
+    if (rst !== undefined && rst !== H2_NO_ERROR) return statusForReset(rst);
     return new RpcError(GrpcStatus.INTERNAL, "the server ended the call without a status", new Metadata());
   }
 }

@@ -3,7 +3,10 @@
 // connection, a failed TLS handshake, a client certificate the server rejected and a dropped connection apart.
 // A daemon certificate verified before is recognised instead of verified again (verified-servers.ts).
 // Named imports of Node's modules: a default import makes the bundle copy every export of each (~0.5 ms).
-import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
+// node:http2 is loaded only once the TLS connection is under way (loadHttp2).
+import type * as Http2 from "node:http2";
+import type { ClientHttp2Session } from "node:http2";
+import { createRequire } from "node:module";
 import { connect as connectTls, type TLSSocket } from "node:tls";
 import { setFlagsFromString } from "node:v8";
 import { GrpcCall, type CallOptions } from "./call.js";
@@ -67,7 +70,7 @@ export class SessionLink {
     this.target = { host, port, servername: looksLikeIp(host) ? undefined : host };
     const remembered = opts.verified?.lookup(opts.caPem, opts.address);
     if (remembered) this.checkRemembered(remembered);
-    else this.session = this.startSession(undefined);
+    else this.session = this.startSession(this.connectVerified());
   }
 
   /** Runs `fn` once the session exists or the connection has failed without one (at once if so already). */
@@ -113,6 +116,8 @@ export class SessionLink {
   /** Connects without a chain check; starts the session on it if the server presents `remembered`. */
   private checkRemembered(remembered: RememberedCert): void {
     const socket = withoutRegexpTierUp(() => this.connectTls(false));
+    // While the name is looked up and the handshake runs: the session will need it.
+    loadHttp2();
     this.preSocket = socket;
     socket.on("error", (err) => this.fail(err));
     socket.once("close", () => {
@@ -132,7 +137,7 @@ export class SessionLink {
         // Another certificate (renewed, another daemon at the address): nothing is sent over this connection;
         // the session starts on a new one that OpenSSL verifies (set first: this one's 'close' then ignored).
         this.opts.verified?.forget(this.opts.caPem, this.opts.address);
-        this.session = this.startSession(undefined);
+        this.session = this.startSession(this.connectVerified());
         socket.destroy();
       }
       this.ready();
@@ -157,22 +162,29 @@ export class SessionLink {
     });
   }
 
-  /** The HTTP/2 session on `checked` (a connection whose certificate matched), or on a new verified one. */
-  private startSession(checked: TLSSocket | undefined): ClientHttp2Session {
-    const session = withoutRegexpTierUp(() => connectHttp2(`https://${this.opts.address}`, {
+  /** A new TLS connection that OpenSSL verifies; its certificate is remembered once it has been. */
+  private connectVerified(): TLSSocket {
+    const socket = withoutRegexpTierUp(() => this.connectTls(true));
+    // Added before the session's own listener, so the cause is known when the session fails its streams.
+    socket.on("error", (err) => this.fail(err));
+    socket.once("secureConnect", () => {
+      this.tlsDone = true;
+      this.rememberPeer(socket);
+    });
+    return socket;
+  }
+
+  /**
+   * The HTTP/2 session on `socket`: a connection whose certificate matched, or one still connecting that
+   * OpenSSL verifies (the session starts once its handshake is done). node:http2 is loaded here if it is not
+   * yet, after the connection was started: loading it (~2 ms) overlaps the name lookup and the handshake.
+   */
+  private startSession(socket: TLSSocket): ClientHttp2Session {
+    const { connect } = loadHttp2();
+    const session = withoutRegexpTierUp(() => connect(`https://${this.opts.address}`, {
       settings: { initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES, enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MIB,
-      createConnection: () => {
-        if (checked) return checked;
-        const socket = this.connectTls(true);
-        // Added before the session's own listener, so the cause is known when the session fails its streams.
-        socket.on("error", (err) => this.fail(err));
-        socket.once("secureConnect", () => {
-          this.tlsDone = true;
-          this.rememberPeer(socket);
-        });
-        return socket;
-      },
+      createConnection: () => socket,
     }));
     session.on("remoteSettings", () => (this.settingsSeen = true));
     session.on("error", (err) => this.fail(err));
@@ -248,6 +260,17 @@ export class GrpcConnection {
     this.link?.destroy();
     this.link = undefined;
   }
+}
+
+let http2: typeof Http2 | undefined;
+
+/**
+ * node:http2, loaded on first use: rnx needs it only once a connection is being made, and loading it then,
+ * while the connection is under way, hides its cost (~2 ms on the 2-core VM) behind the network's.
+ */
+function loadHttp2(): typeof Http2 {
+  // process.getBuiltinModule: Node 20.16 and later; createRequire (any absolute path) before that.
+  return (http2 ??= (process.getBuiltinModule?.("node:http2") ?? createRequire(process.execPath)("node:http2")) as typeof Http2);
 }
 
 /**

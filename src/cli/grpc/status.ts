@@ -1,6 +1,6 @@
 // gRPC status codes and the error a failed call ends with. Its shape (code, details, metadata) is what
 // rpc-errors.ts reads to explain the failure to the user.
-import { constants as h2 } from "node:http2";
+import { H2_CANCEL, H2_ENHANCE_YOUR_CALM, H2_INADEQUATE_SECURITY, H2_REFUSED_STREAM } from "./h2-codes.js";
 
 /** gRPC status numbers (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -103,13 +103,13 @@ export function statusForHttp(httpStatus: number): number {
 /** The status for a stream the server reset with `rstCode` before sending one (PROTOCOL-HTTP2.md's table). */
 export function statusForReset(rstCode: number): RpcError {
   switch (rstCode) {
-    case h2.NGHTTP2_REFUSED_STREAM:
+    case H2_REFUSED_STREAM:
       return new RpcError(GrpcStatus.UNAVAILABLE, "the server refused the stream (RST_STREAM REFUSED_STREAM)");
-    case h2.NGHTTP2_CANCEL:
+    case H2_CANCEL:
       return new RpcError(GrpcStatus.CANCELLED, "the server cancelled the call (RST_STREAM CANCEL)");
-    case h2.NGHTTP2_ENHANCE_YOUR_CALM:
+    case H2_ENHANCE_YOUR_CALM:
       return new RpcError(GrpcStatus.RESOURCE_EXHAUSTED, "the server asked to slow down (RST_STREAM ENHANCE_YOUR_CALM)");
-    case h2.NGHTTP2_INADEQUATE_SECURITY:
+    case H2_INADEQUATE_SECURITY:
       return new RpcError(GrpcStatus.PERMISSION_DENIED, "the server found the connection's security inadequate (RST_STREAM INADEQUATE_SECURITY)");
     default:
       return new RpcError(GrpcStatus.INTERNAL, `the server reset the stream with HTTP/2 error code ${rstCode} before sending a status`);
