@@ -19,6 +19,7 @@ import type { CallOptions, GrpcCall } from "./grpc/call.js";
 import { GrpcConnection } from "./grpc/connection.js";
 import { userVerifiedServers } from "./grpc/verified-servers.js";
 import { GrpcStatus, RpcError } from "./grpc/status.js";
+import { decodeJobRows, type JobRow } from "./job-rows.js";
 import { isRpcFailure, rpcError } from "./rpc-errors.js";
 import type { Target } from "./target.js";
 import { UploadCall, type UploadStream } from "./upload/call.js";
@@ -110,6 +111,11 @@ export class RnxClient {
   /** Every job the daemon knows. */
   async listJobs(): Promise<Job[]> {
     return (await this.unary("ListJobs", S.listJobs, {}, SHORT_CALL_MS)).jobs;
+  }
+
+  /** Every job the daemon knows, with only the fields of `rnx list`'s table (job-rows.ts). */
+  listJobRows(): Promise<JobRow[]> {
+    return this.unary("ListJobs", { ...S.listJobs, responseDeserialize: decodeJobRows }, {}, SHORT_CALL_MS);
   }
 
   /**

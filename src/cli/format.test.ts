@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { cutToWidth, displayWidth, formatBytes, formatDurationMs, jobDurationMs, shellJoin, shortId } from "./format.js";
 import { outputWidth, useColor } from "./io.js";
-import { renderJobTable } from "./job-table.js";
+import { renderJobTable, sortJobs } from "./job-table.js";
 import { plainTable } from "./table.js";
 import { fakeJob } from "./test-support/fake-daemon.js";
 
@@ -95,4 +95,17 @@ test("rendering a 2000-job list takes well under a second (cli-table3 took 150 m
   const ms = performance.now() - start;
   assert.equal(text.trimEnd().split("\n").length, 2001);
   assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
+});
+
+test("sortJobs: oldest first by creation (else start) time, then ID; input already in order comes back as it was", () => {
+  const row = (id: string, createTime: string, startTime = "") => ({ id, status: "COMPLETED", command: "true", args: [], startTime, endTime: "", createTime });
+  const a = row("a", "2025-01-02T03:04:05Z");
+  const b = row("b", "2025-01-02T03:04:05Z");
+  const c = row("c", "", "2025-01-02T03:04:06.5+00:00");
+  const d = row("d", "2025-01-02T04:00:00+01:00"); // 03:00Z: the oldest
+  assert.deepEqual(sortJobs([c, b, a, d]).map((j) => j.id), ["d", "a", "b", "c"]);
+  const inOrder = [d, a, b, c];
+  const sorted = sortJobs(inOrder);
+  assert.deepEqual(sorted, inOrder);
+  assert.notEqual(sorted, inOrder, "a new array");
 });

@@ -1,7 +1,7 @@
 // The `rnx list` table: ID (short form), STATUS, START, DURATION, COMMAND, oldest first (sortJobs) so the newest
 // job is next to the prompt. Borderless like `docker ps`; the COMMAND column is cut so each row fits the terminal.
-import type { Job } from "../shared/proto/joblet.js";
 import { cutToWidth, displayWidth, formatDurationMs, formatTime, jobDurationMs, oneLine, paintStatus, shellJoin, shortId } from "./format.js";
+import type { JobRow } from "./job-rows.js";
 import { COLUMN_GAP, plainTable } from "./table.js";
 
 /** Options for `renderJobTable`. */
@@ -16,15 +16,19 @@ export interface JobTableOptions {
 const HEAD = ["ID", "STATUS", "START", "DURATION", "COMMAND"];
 
 /** Jobs sorted oldest first: by creation (or start) time, then ID for a stable order. */
-export function sortJobs(jobs: readonly Job[]): Job[] {
+export function sortJobs<T extends JobRow>(jobs: readonly T[]): T[] {
   // Each time parsed once, not twice per comparison (~70 ms of `rnx list` with 10,000 jobs).
   const keyed = jobs.map((j) => ({ j, when: Date.parse(j.createTime || j.startTime) || 0 }));
-  keyed.sort((a, b) => a.when - b.when || (a.j.id < b.j.id ? -1 : a.j.id > b.j.id ? 1 : 0));
+  const before = (a: (typeof keyed)[number], b: (typeof keyed)[number]) => a.when - b.when || (a.j.id < b.j.id ? -1 : a.j.id > b.j.id ? 1 : 0);
+  // Joblet's daemon sends them oldest first already: then one pass instead of a sort.
+  let sorted = true;
+  for (let i = 1; i < keyed.length && sorted; i++) sorted = before(keyed[i - 1]!, keyed[i]!) <= 0;
+  if (!sorted) keyed.sort(before);
   return keyed.map((k) => k.j);
 }
 
 /** The table as text, ending in a newline; rows in the order given (`rnx list` sorts them with sortJobs first). */
-export function renderJobTable(jobs: readonly Job[], opts: JobTableOptions): string {
+export function renderJobTable(jobs: readonly JobRow[], opts: JobTableOptions): string {
   const rows = jobs.map((j) => {
     const ms = jobDurationMs(j.startTime, j.endTime, opts.nowMs);
     // Escapes and newlines in a job's command line must not reach the terminal nor split its row.

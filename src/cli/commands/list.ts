@@ -35,10 +35,14 @@ export async function listCommand(flags: ListFlags, globals: GlobalOptions, io: 
   const filter = parseStatusFilter(flags.status);
   const client = new RnxClient(resolveTarget(globals, io.env));
   try {
-    const jobs = sortJobs(await client.listJobs()).filter((j) => !filter || filter.has(j.status));
     if (flags.json) {
+      const jobs = sortJobs(await client.listJobs()).filter((j) => !filter || filter.has(j.status));
       await writeAll(io.stdout, `${JSON.stringify(jobs.map(jobToJson), null, 2)}\n`);
-    } else if (flags.quiet) {
+      return ExitCode.OK;
+    }
+    // The table and -q need a few fields of each job: decoded alone (job-rows.ts).
+    const jobs = sortJobs(await client.listJobRows()).filter((j) => !filter || filter.has(j.status));
+    if (flags.quiet) {
       await writeAll(io.stdout, jobs.map((j) => `${j.id}\n`).join(""));
     } else if (jobs.length === 0) {
       // A header with no rows reads like a failure; say it plainly, on stderr so stdout stays parseable.
