@@ -88,11 +88,11 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
 
 /**
  * The trailers that end a job's output: the job's final record (shared/job-trailer.ts), so that `rnx run`
- * needs no GetJobStatus after it; none while the job has not ended (the server is shutting down) or when the
- * record is too large for a trailer or gone (deleted meanwhile).
+ * needs no GetJobStatus after it. None when the record is gone (deleted meanwhile), not final (the output of
+ * a job ends only with the job: defensive) or too large for a trailer.
  */
 function endTrailers(jobs: JobService, idOrPrefix: string): Metadata | undefined {
-  let record;
+  let record: ReturnType<JobService["status"]>;
   try {
     record = jobs.status(idOrPrefix);
   } catch {
