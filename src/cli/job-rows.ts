@@ -3,6 +3,7 @@
 // TextDecoder call per string: with 10,000 jobs ~36 ms of a short-lived rnx plus the garbage it leaves.
 // `--json` prints whole jobs and still uses the generated decoder.
 import type { Job } from "../shared/proto/joblet.js";
+import { TAG_JOBS_JOBS } from "../shared/wire-codec.js";
 
 /** The fields of a Job that the `rnx list` table uses. */
 export type JobRow = Pick<Job, "id" | "status" | "command" | "args" | "startTime" | "endTime" | "createTime">;
@@ -13,8 +14,11 @@ const I64 = 1;
 const LEN = 2;
 const I32 = 5;
 
-/** Field numbers of proto/joblet.proto: Jobs.jobs, and the Job fields a row keeps. */
-const JOBS_JOBS = 1;
+/**
+ * Field numbers of proto/joblet.proto: the Job fields a row keeps. jobRow switches on them: a table from field
+ * number to property name is shorter but measured ~2 ms slower over 10,000 jobs (median of 9 alternating
+ * runs each), its stores being by computed key.
+ */
 const JOB_ID = 1;
 const JOB_COMMAND = 2;
 const JOB_ARGS = 3;
@@ -121,7 +125,7 @@ export function decodeJobRows(buf: Buffer): JobRow[] {
   const end = buf.length;
   while (at < end) {
     const tag = uint32(buf, end);
-    if (tag === ((JOBS_JOBS << 3) | LEN)) {
+    if (tag === TAG_JOBS_JOBS) {
       const length = uint32(buf, end);
       const stop = at + length;
       if (stop > end) throw new Error("truncated job");

@@ -3,6 +3,7 @@
 // 256 KiB payload is copied several times while it doubles) and grpc-js's serializer then copies the result
 // again; these write the protobuf wire format directly with one copy of the payload. Other messages stay
 // the generated ones. decodeDataChunk is rnx's decoder for DataChunk: the payload is a view, not a copy.
+// The varint writer and the Jobs tag also serve the daemon's ListJobs encoder and rnx's list decoder.
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { DataChunk, JobletServiceService, Stream, UploadReq } from "./proto/joblet.js";
 
@@ -11,12 +12,24 @@ const TAG_UPLOAD_DATA = (3 << 3) | 2;
 const TAG_CHUNK_PAYLOAD = (1 << 3) | 2;
 const TAG_CHUNK_STREAM = (100 << 3) | 0;
 const TAG_CHUNK_OFFSET = (101 << 3) | 0;
+/** Jobs.jobs: each Job of a ListJobs response. */
+export const TAG_JOBS_JOBS = (1 << 3) | 2;
 
 /** Longest varint of a value up to 2^53, bytes. */
 const MAX_VARINT_BYTES = 8;
 
+/** Bytes of `value` (a non-negative safe integer) as a varint. */
+export function varintLength(value: number): number {
+  let len = 1;
+  while (value > 0x7f) {
+    value = Math.floor(value / 0x80);
+    len++;
+  }
+  return len;
+}
+
 /** Writes `value` (a non-negative safe integer) as a varint at `pos`; returns the position after it. */
-function putVarint(buf: Buffer, pos: number, value: number): number {
+export function putVarint(buf: Buffer, pos: number, value: number): number {
   // Division, not >>>: values may exceed 32 bits (offsets past 4 GiB).
   while (value > 0x7f) {
     buf[pos++] = (value % 0x80) | 0x80;

@@ -11,10 +11,8 @@ const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   STOPPED: [],
 };
 
-/** True when a job in `status` will never change again. */
-export function isFinal(status: JobStatus): boolean {
-  return TRANSITIONS[status].length === 0;
-}
+// Defined with the statuses (the store keeps finished jobs' records by it); the table above agrees.
+export { isFinal } from "../store/record.js";
 
 /** Throws unless `from → to` is a legal transition. */
 export function assertTransition(id: string, from: JobStatus, to: JobStatus): void {

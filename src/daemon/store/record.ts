@@ -3,6 +3,11 @@
 /** A job's lifecycle state. COMPLETED: exit 0; FAILED: non-zero exit, signal or start failure; STOPPED: by a user. */
 export type JobStatus = "INITIALIZING" | "RUNNING" | "COMPLETED" | "FAILED" | "STOPPED";
 
+/** True when a job in `status` will never change again (the state machine, jobs/state.ts, has no way out of it). */
+export function isFinal(status: JobStatus): boolean {
+  return status === "COMPLETED" || status === "FAILED" || status === "STOPPED";
+}
+
 /** Resource usage read from the job's cgroup. */
 export interface JobUsage {
   cpuTimeNs: number;

@@ -2,7 +2,7 @@
 // survives a process crash; `synchronous=NORMAL` may lose the last commits only on power loss).
 import Database from "better-sqlite3";
 import { chmodSync } from "node:fs";
-import type { JobRecord, JobStatus } from "./record.js";
+import { isFinal, type JobRecord, type JobStatus } from "./record.js";
 import type { JobPatch, JobStore } from "./store.js";
 
 const SCHEMA = `
@@ -152,7 +152,7 @@ export class SqliteJobStore implements JobStore {
       for (const row of JSON.parse(text as string) as Row[]) {
         const job = fromRow(row);
         read.set(job.id, job);
-        if (job.status !== "INITIALIZING" && job.status !== "RUNNING") this.finished.set(job.id, freezeRecord(job));
+        if (isFinal(job.status)) this.finished.set(job.id, freezeRecord(job));
       }
     }
     // Deleted by another way than delete() (none today): forget what is no longer listed.
