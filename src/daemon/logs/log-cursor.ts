@@ -37,6 +37,8 @@ export interface CursorBatch {
   advanced: boolean;
   /** Set (with no records) when the cursor jumped over a hole instead of reading: the output it skipped. */
   gap: LogGap | null;
+  /** The read filled its whole buffer: the file most likely holds more right after it (a follower is behind). */
+  filled: boolean;
 }
 
 /** A read position in one open log file: file position and output offset of the next unread line. */
@@ -127,7 +129,8 @@ export class LogCursor {
     if (bytesRead === want && this.blockBytes < READ_BLOCK_BYTES) this.blockBytes *= 4;
     if (bytesRead === 0) return this.emptyBatch(false);
     // Not at the end while a full read came back: the file may hold more past it (or a hole to jump over).
-    let advanced = bytesRead === want;
+    const filled = bytesRead === want;
+    let advanced = filled;
     let malformedLines = 0;
 
     if (this.skipReadPos !== null) {
@@ -171,7 +174,7 @@ export class LogCursor {
     } else {
       this.carry = rest.length === 0 ? EMPTY : rest;
     }
-    return { buf: data, scan, offset: batchOffset, malformedLines, advanced, gap: null };
+    return { buf: data, scan, offset: batchOffset, malformedLines, advanced, gap: null, filled };
   }
 
   // Moves past hole h (which holds the cursor's position): its records are never decoded, the output offset
@@ -185,12 +188,12 @@ export class LogCursor {
     this.index.addPoint(this.filePos, this.outputOffset);
     this.index.advance(this.filePos, this.outputOffset);
     this.scan.count = 0;
-    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines, advanced: true, gap };
+    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines, advanced: true, gap, filled: false };
   }
 
   private emptyBatch(advanced: boolean): CursorBatch {
     this.scan.count = 0;
-    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines: 0, advanced, gap: null };
+    return { buf: EMPTY, scan: this.scan, offset: this.outputOffset, malformedLines: 0, advanced, gap: null, filled: advanced };
   }
 
   /** Drops the read buffer while the caller waits for growth; the next read starts with a small one. */

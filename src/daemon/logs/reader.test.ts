@@ -349,6 +349,33 @@ describe("readLog with follow", () => {
     assert.ok(seenAt[0]! - writtenAt < 250, `seen ${seenAt[0]! - writtenAt} ms after the write`);
   });
 
+  it("watches again after falling behind: a write after it caught up wakes it without the poll interval", async () => {
+    // 3 MiB at once: the follower's first reads fill their buffers (it is behind, so it pauses its watch).
+    const { file, expected } = randomLog(400, 16_000);
+    assert.ok(file.length > 3 << 20, `${file.length} bytes`);
+    const p = newPath();
+    writeFileSync(p, file);
+    const ac = new AbortController();
+    const chunks: LogChunk[] = [];
+    let caughtUp: () => void = () => {};
+    const atEnd = new Promise<void>((r) => (caughtUp = r));
+    const late = encodeK8sRecord("stdout", Buffer.from("late"), false);
+    const reading = (async () => {
+      for await (const c of readLog(p, 0, { follow: true, signal: ac.signal, pollMs: 60_000 })) {
+        chunks.push(c);
+        if (c.offset + c.data.length === expected.bytes.length) caughtUp();
+        if (c.data.toString() === "late\n") ac.abort();
+      }
+    })();
+    await atEnd;
+    await sleep(50); // waiting again, at the end of the file
+    appendFileSync(p, late);
+    const outcome = await Promise.race([reading, sleep(5_000).then(() => "still waiting 5 s after the write")]);
+    ac.abort();
+    assert.notEqual(outcome, "still waiting 5 s after the write");
+    assertChunks(chunks, { bytes: Buffer.concat([expected.bytes, Buffer.from("late\n")]), streams: Buffer.concat([expected.streams, Buffer.from("ooooo")]) }, 0, 256 << 10);
+  });
+
   it("gives many concurrent followers identical complete output", async () => {
     const { file, expected } = randomLog(200, 2000);
     const p = newPath();

@@ -122,6 +122,8 @@ export async function* readLog(
       const batch = cursor === null ? null : await cursor.next();
       if (signal?.aborted) return;
       if (batch !== null && batch.malformedLines > 0) opts.onMalformedLines?.(batch.malformedLines);
+      // Behind the writer: no change events until the reader catches up (growth-waiter.ts).
+      if (batch?.filled) waiter?.pause();
 
       if (batch?.gap != null) {
         // Whatever is pending ends at the hole: output on both sides of it must not share a chunk.
