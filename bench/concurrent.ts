@@ -8,13 +8,12 @@
 // the bare side does not carry.
 // Run as root: node --import tsx bench/concurrent.ts   (BENCH_JOBS=N, BENCH_ROUNDS=N, BENCH_WAIT=follow|poll)
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobletServiceClient, Jobs, RunJobRes } from "../src/shared/proto/joblet.js";
 import { jobOutput, ROOT, TestDaemon, unary } from "../test/integration/harness.js";
-import { bundleFromDaemon, hostLine, median, ms, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
+import { bundleFromDaemon, cpuacctAround, hostLine, median, ms, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -30,37 +29,6 @@ function procCpuMs(pid: number | "self", children = false): number {
   // Fields after the command name start at field 3 (state): utime is field 14, cutime field 16.
   const i = children ? 13 : 11;
   return ((Number(f[i]) + Number(f[i + 1])) * 1000) / TICKS_PER_S;
-}
-
-/**
- * A private cpuacct cgroup holding the daemon: everything it spawns (conmon, `runc create`) starts in it and
- * stays there (a job's own processes move to the job's cgroup), so its usage is the CPU the daemon and its
- * helpers spend. Undefined where there is no cgroup v1 cpuacct hierarchy.
- */
-function cpuacctAround(pid: number): { usageMs(): number; destroy(): void } | undefined {
-  const root = "/sys/fs/cgroup/cpuacct";
-  if (!existsSync(path.join(root, "cpuacct.usage"))) return undefined;
-  const dir = path.join(root, `joblet-bench-concurrent-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
-  return {
-    usageMs: () => Number(readFileSync(path.join(dir, "cpuacct.usage"), "utf8")) / 1e6,
-    destroy: () => {
-      // Back to the root so the directory can go; the daemon may already have exited.
-      for (const p of readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
-        try {
-          writeFileSync(path.join(root, "cgroup.procs"), p);
-        } catch {
-          /* exited meanwhile */
-        }
-      }
-      try {
-        rmdirSync(dir);
-      } catch {
-        /* a helper still inside; the next run uses another name */
-      }
-    },
-  };
 }
 
 /**

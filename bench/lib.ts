@@ -3,7 +3,7 @@
 // Benchmarks print medians and ratios against a baseline measured in the same invocation; they never
 // pass or fail on absolute times.
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -206,4 +206,35 @@ export function writeRunBundle(b: RuncBundle, id: string, args: string[]): strin
 export function shebangNodeFlags(file: string): string[] {
   const first = readFileSync(file, "utf8").split("\n", 1)[0]!;
   return (/^#!\/usr\/bin\/env -S node (.*)$/.exec(first)?.[1] ?? "").split(" ").filter(Boolean);
+}
+
+/**
+ * A private cpuacct cgroup holding the daemon: everything it spawns (conmon, `runc create`) starts in it and
+ * stays there (a job's own processes move to the job's cgroup), so its usage is the CPU the daemon and its
+ * helpers spend. Undefined where there is no cgroup v1 cpuacct hierarchy.
+ */
+export function cpuacctAround(pid: number): { usageMs(): number; destroy(): void } | undefined {
+  const root = "/sys/fs/cgroup/cpuacct";
+  if (!existsSync(path.join(root, "cpuacct.usage"))) return undefined;
+  const dir = path.join(root, `joblet-bench-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
+  return {
+    usageMs: () => Number(readFileSync(path.join(dir, "cpuacct.usage"), "utf8")) / 1e6,
+    destroy: () => {
+      // Back to the root so the directory can go; the daemon may already have exited.
+      for (const p of readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        try {
+          writeFileSync(path.join(root, "cgroup.procs"), p);
+        } catch {
+          /* exited meanwhile */
+        }
+      }
+      try {
+        rmdirSync(dir);
+      } catch {
+        /* a helper still inside; the next run uses another name */
+      }
+    },
+  };
 }

@@ -10,8 +10,10 @@
 // Every reader is `wc -c` (it must read every byte of a pipe) and its count is checked against the size.
 // The daemon runs with no per-job log cap (logs.maxJobLogMB 0): a 1 GiB job's log is larger than the
 // default 1 GiB cap, and retention punching the middle out would change what is measured.
-// Besides wall times it prints CPU seconds per GiB: of the daemon (from /proc) and of the pipeline's own
-// processes (rnx or runc and the container, and wc; the shell's `times`). On a loaded host they vary less.
+// Besides wall times it prints CPU seconds per GiB, which vary less on a loaded host: of the pipeline's own
+// processes (the shell's `times`: rnx and wc; for the baseline runc, the container and wc), of the daemon
+// (from /proc), of conmon and runc (a cpuacct cgroup around the daemon, which its helpers start in and stay
+// in, less the daemon's own) and of the job (its recorded usage), and their total.
 // Run as root: node --import tsx bench/log-throughput.ts
 //   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024; 0 skips a workload),
 //   BENCH_DAEMON_NODE_FLAGS / BENCH_RNX_NODE_FLAGS: more Node flags for the daemon (which always gets those
@@ -23,7 +25,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { ROOT, TestDaemon } from "../test/integration/harness.js";
-import { bundleFromDaemon, hostLine, median, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
+import { bundleFromDaemon, cpuacctAround, hostLine, median, msSince, row, shebangNodeFlags, writeRunBundle, type RuncBundle } from "./lib.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DD_MB = Number(process.env.BENCH_DD_MB ?? 1024);
@@ -59,6 +61,16 @@ interface Timing {
   cpuMs: number;
   /** CPU the daemon used meanwhile (0 for the baseline). */
   daemonCpuMs: number;
+  /** CPU of the daemon's helpers meanwhile: conmon and runc (NaN without a cpuacct cgroup; 0 for the baseline). */
+  helpersCpuMs: number;
+  /** CPU of the job's own processes, from its record (0 for replays and the baseline, where `cpuMs` has it). */
+  jobCpuMs: number;
+}
+
+/** Where the daemon's CPU is read from: its pid, and the cgroup around it and its helpers. */
+interface DaemonCpu {
+  pid: number;
+  groupMs?: () => number;
 }
 
 /** user + system CPU time of process `pid` so far, in ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
@@ -74,13 +86,15 @@ function shellTimeMs(t: string): number {
 }
 
 /**
- * Runs `sh -c "<argv> | wc -c; times"`; resolves with its wall and CPU time, and the CPU `daemonPid` used
- * meanwhile. Throws unless it exits 0 and wc counted `bytes`.
+ * Runs `sh -c "<argv> | wc -c; times"`; resolves with its wall and CPU time, and the CPU the daemon and its
+ * helpers used meanwhile. Throws unless it exits 0 and wc counted `bytes`.
  */
-function timePiped(argv: readonly string[], bytes: number, daemonPid?: number): Promise<Timing> {
+function timePiped(argv: readonly string[], bytes: number, daemon?: DaemonCpu): Promise<Timing> {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  const daemonPid = daemon?.pid;
   return new Promise((resolve, reject) => {
     const d0 = daemonPid === undefined ? 0 : processCpuMs(daemonPid);
+    const g0 = daemon?.groupMs?.() ?? NaN;
     const t0 = process.hrtime.bigint();
     const p = spawn("sh", ["-c", `${quoted} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -91,11 +105,12 @@ function timePiped(argv: readonly string[], bytes: number, daemonPid?: number): 
     p.once("close", (code) => {
       const wallMs = msSince(t0);
       const daemonCpuMs = daemonPid === undefined ? 0 : processCpuMs(daemonPid) - d0;
+      const helpersCpuMs = daemon === undefined ? 0 : (daemon.groupMs?.() ?? NaN) - g0 - daemonCpuMs;
       // wc's count, then `times`: the shell's own user/sys, then its children's.
       const lines = out.trim().split("\n");
       const counted = Number(lines[0]);
       const [user, sys] = (lines[2] ?? "").split(" ").map(shellTimeMs);
-      if (code === 0 && counted === bytes) resolve({ wallMs, cpuMs: user! + sys!, daemonCpuMs });
+      if (code === 0 && counted === bytes) resolve({ wallMs, cpuMs: user! + sys!, daemonCpuMs, helpersCpuMs, jobCpuMs: 0 });
       else reject(new Error(`${argv.join(" ")} | wc -c: exit ${code}, counted ${lines[0]} bytes of ${bytes}: ${err}`));
     });
   });
@@ -145,7 +160,7 @@ interface Runs {
 }
 
 /** Runs workload `w` `runs` times, each time bare runc, then rnx run, then rnx log of that job (then removes it). */
-async function measure(d: TestDaemon, daemonPid: number, b: RuncBundle, w: Workload, runs: number): Promise<Runs> {
+async function measure(d: TestDaemon, daemon: DaemonCpu, b: RuncBundle, w: Workload, runs: number): Promise<Runs> {
   const r: Runs = { base: [], follow: [], replay: [] };
   const rnx = [process.execPath, ...RNX_FLAGS, RNX, "--config", d.rnxConfigFile];
   const s = (t: Timing): string => `${(t.wallMs / 1000).toFixed(2)} s`;
@@ -155,11 +170,12 @@ async function measure(d: TestDaemon, daemonPid: number, b: RuncBundle, w: Workl
     r.base.push(await timePiped(["runc", "--root", b.stateRoot, "run", "-b", dir, id], w.bytes));
 
     const before = logIds(d);
-    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, daemonPid));
+    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, daemon));
     const fresh = [...logIds(d)].filter((x) => !before.has(x));
     if (fresh.length !== 1) throw new Error(`expected one new job log, found ${fresh.length}`);
     const jobId = fresh[0]!;
-    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, daemonPid));
+    r.follow.at(-1)!.jobCpuMs = await jobCpuMs(d, jobId);
+    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, daemon));
     const rm = await d.rnx(["rm", jobId]);
     if (rm.code !== 0) throw new Error(`rnx rm ${jobId}: ${rm.stderr}`);
     console.log(`    run ${i + 1}/${runs}: runc ${s(r.base.at(-1)!)}, rnx run ${s(r.follow.at(-1)!)}, rnx log ${s(r.replay.at(-1)!)}`);
@@ -167,11 +183,22 @@ async function measure(d: TestDaemon, daemonPid: number, b: RuncBundle, w: Workl
   return r;
 }
 
+/** CPU the job's processes used, ms, from its record (NaN if it has none). */
+async function jobCpuMs(d: TestDaemon, id: string): Promise<number> {
+  const st = await d.rnx(["status", "--json", id]);
+  const ns = st.code === 0 ? (JSON.parse(st.stdout) as { usage?: { cpuTimeNs?: number } }).usage?.cpuTimeNs : undefined;
+  return ns === undefined ? NaN : ns / 1e6;
+}
+
 /** Prints one way's median throughput, its ratio to the baseline's, and median CPU seconds per GiB. */
 function report(name: string, w: Workload, ts: Timing[], base: Timing[] | null): void {
   const wall = median(ts.map((t) => t.wallMs));
   const perGiB = (ms: number): string => ((ms / 1000) * (2 ** 30 / w.bytes)).toFixed(1);
-  const cpu = `CPU/GiB: pipeline ${perGiB(median(ts.map((t) => t.cpuMs)))} s` + (base ? `, daemon ${perGiB(median(ts.map((t) => t.daemonCpuMs)))} s` : "");
+  const med = (f: (t: Timing) => number): string => perGiB(median(ts.map(f)));
+  const total = (t: Timing): number => t.cpuMs + t.daemonCpuMs + t.helpersCpuMs + t.jobCpuMs;
+  const cpu = base
+    ? `CPU/GiB: rnx + wc ${med((t) => t.cpuMs)} s, daemon ${med((t) => t.daemonCpuMs)} s, conmon + runc ${med((t) => t.helpersCpuMs)} s, job ${med((t) => t.jobCpuMs)} s, total ${med(total)} s`
+    : `CPU/GiB: runc, job and wc ${med((t) => t.cpuMs)} s`;
   const ratio = base ? `, ${(median(base.map((t) => t.wallMs)) / wall).toFixed(2)}× runc (target ≥ 0.5×)` : "";
   row(name, mbps(w.bytes, wall), `${(wall / 1000).toFixed(2)} s${ratio}; ${cpu}`);
 }
@@ -187,12 +214,16 @@ async function main(): Promise<void> {
   const d = await TestDaemon.start({ logging: { level: "info" }, logs: { maxJobLogMB: 0 } });
   const bundle = await bundleFromDaemon(d);
   const own = BUILD !== ROOT ? await relaunchWithFlags(d, DAEMON_FLAGS) : undefined;
+  const daemonPid = own?.pid ?? d.pid;
+  const acct = cpuacctAround(daemonPid);
+  if (!acct) console.log("no cgroup v1 cpuacct hierarchy: conmon + runc CPU is not measured (NaN)");
+  const daemon: DaemonCpu = { pid: daemonPid, groupMs: acct?.usageMs };
   try {
     for (const w of WORKLOADS) {
       console.log(`${w.name}:`);
       // One unmeasured run warms the page cache, the rootfs and the daemon's JIT.
-      await measure(d, own?.pid ?? d.pid, bundle, w, 1);
-      const r = await measure(d, own?.pid ?? d.pid, bundle, w, RUNS);
+      await measure(d, daemon, bundle, w, 1);
+      const r = await measure(d, daemon, bundle, w, RUNS);
       console.log(hostLine());
       report("bare runc run | wc -c", w, r.base, null);
       report("rnx run (live follow) | wc -c", w, r.follow, r.base);
@@ -208,6 +239,7 @@ async function main(): Promise<void> {
     }
     bundle.destroy();
     await d.destroy();
+    acct?.destroy();
   }
 }
 
