@@ -293,21 +293,52 @@ function seq(n: number): string {
   return s;
 }
 
+/** A job writing `n` lines alternately to stdout (`o1`…) and stderr (`e1`…); its expected output per stream. */
+function alternating(n: number): { script: string; stdout: string; stderr: string } {
+  let stdout = "";
+  let stderr = "";
+  for (let i = 1; i <= n; i++) {
+    stdout += `o${i}\n`;
+    stderr += `e${i}\n`;
+  }
+  return { script: `i=1; while [ $i -le ${n} ]; do echo o$i; echo e$i >&2; i=$((i+1)); done`, stdout, stderr };
+}
+
+test("output alternating between stdout and stderr line by line arrives as separate chunks, each stream exact", T, async () => {
+  // Thousands of one-line chunks: the daemon sends many per write (DataChunkBatch); a standard gRPC client
+  // (grpc-js here) and rnx must still see each as its own message with the right stream and offset.
+  const want = alternating(3000);
+  const job = await run("sh", "-c", want.script);
+  await waitFinal(job.id);
+  const f = new Follower(job.id);
+  await f.done;
+  f.checkFraming();
+  assert.equal(f.bytes(Stream.STDOUT).toString(), want.stdout);
+  assert.equal(f.bytes(Stream.STDERR).toString(), want.stderr);
+  assert.ok(f.runs().length >= 100, `stdout and stderr interleave in the log (${f.runs().length} runs)`);
+  const r = await d.rnx(["log", job.id]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, want.stdout);
+  assert.equal(r.stderr, want.stderr);
+});
+
 test("under a small grpc.maxSendMsgSize the output comes in chunks that fit it, all of it, and rnx log prints it", T, async () => {
   // The smallest limit the config accepts: a 256 KiB chunk would fail the stream with RESOURCE_EXHAUSTED.
   const small = await TestDaemon.start({ grpc: { maxSendMsgSize: 1024 } });
   const sc = small.client();
   try {
-    const job = await unary<RunJobRes>((cb) => sc.runJob(RunJobReq.fromPartial({ command: "sh", args: ["-c", "seq 1 30000; echo warn >&2"] }), cb));
+    const alt = alternating(500);
+    const job = await unary<RunJobRes>((cb) => sc.runJob(RunJobReq.fromPartial({ command: "sh", args: ["-c", `seq 1 30000; echo warn >&2; ${alt.script}`] }), cb));
     const f = new Follower(job.id, 0, sc);
     await f.done;
-    const out = Buffer.concat(f.chunks.filter((ch) => ch.stream === Stream.STDOUT).map((ch) => ch.payload)).toString();
-    assert.equal(out, seq(30000));
+    f.checkFraming();
+    assert.equal(f.bytes(Stream.STDOUT).toString(), seq(30000) + alt.stdout);
+    assert.equal(f.bytes(Stream.STDERR).toString(), "warn\n" + alt.stderr);
     for (const ch of f.chunks) assert.ok(ch.payload.length <= 1024 - DATA_CHUNK_HEAD_BYTES, `a chunk of ${ch.payload.length} bytes under a 1024-byte message limit`);
     const r = await small.rnx(["log", job.id]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, seq(30000));
-    assert.equal(r.stderr, "warn\n");
+    assert.equal(r.stdout, seq(30000) + alt.stdout);
+    assert.equal(r.stderr, "warn\n" + alt.stderr);
   } finally {
     sc.close();
     await small.destroy();

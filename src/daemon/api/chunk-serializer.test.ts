@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { DataChunk, Stream } from "../../shared/proto/joblet.js";
 import { encodeDataChunk } from "../../shared/wire-codec.js";
-import { dataChunkSerializer } from "./chunk-serializer.js";
+import { DataChunkBatch, dataChunkSerializer } from "./chunk-serializer.js";
 import { FRAME_BYTES, FRAME_INTO } from "./frame-reuse.js";
 
 const cases: DataChunk[] = [
@@ -46,4 +46,21 @@ test("dataChunkSerializer [FRAME_INTO]: a gRPC frame (flag 0, big-endian length,
     assert.ok(out.subarray(5).equals(expected));
     assert.equal(out.buffer === frame.buffer, out.length <= FRAME_BYTES, "the given buffer when it fits, a new one otherwise");
   }
+});
+
+test("dataChunkSerializer [FRAME_INTO]: a batch is its chunks' frames back to back, as separate writes would send them", () => {
+  const ser = dataChunkSerializer();
+  const frame = Buffer.alloc(FRAME_BYTES);
+  const small = cases.filter((c) => c.payload.length < 1000);
+  const one = (m: DataChunk) => Buffer.from(ser[FRAME_INTO](m, Buffer.alloc(FRAME_BYTES)));
+  const out = ser[FRAME_INTO](new DataChunkBatch(small), frame);
+  assert.ok(out.equals(Buffer.concat(small.map(one))));
+  assert.equal(out.buffer, frame.buffer, "in the given buffer");
+  // Larger than the buffer: a new one, the same bytes.
+  const big = [cases[2]!, cases[3]!, cases[0]!];
+  assert.ok(ser[FRAME_INTO](new DataChunkBatch(big), frame).equals(Buffer.concat(big.map(one))));
+});
+
+test("dataChunkSerializer: a batch cannot go through the plain path (grpc-js would prefix it as one message)", () => {
+  assert.throws(() => dataChunkSerializer()(new DataChunkBatch(cases) as unknown as DataChunk), /only be framed/);
 });

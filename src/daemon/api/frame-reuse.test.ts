@@ -4,13 +4,15 @@ import { once } from "node:events";
 import { after, before, test } from "node:test";
 import { Server, ServerCredentials, credentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from "@grpc/grpc-js";
 import { JobletServiceClient, JobletServiceService, Stream, type DataChunk, type EmptyRequest, type GetJobLogsReq, type Jobs } from "../../shared/proto/joblet.js";
-import { dataChunkSerializer } from "./chunk-serializer.js";
+import { DataChunkBatch, dataChunkSerializer } from "./chunk-serializer.js";
 import { FRAME_BYTES, frameStats, installFrameReuse } from "./frame-reuse.js";
 
 // A real grpc-js server and client over loopback: GetJobLogs with the framing serializer, ListJobs without.
 let server: Server;
 let client: JobletServiceClient;
 let sent: Buffer[] = [];
+// How many of `sent` each write carries (DataChunkBatch when more than one); 1 each when empty.
+let perWrite: number[] = [];
 
 before(async () => {
   assert.equal(installFrameReuse(), true, "grpc-js has the internals frame-reuse.ts patches");
@@ -41,15 +43,21 @@ after(() => {
 // payload once its write completed: if grpc-js still needed the bytes then, the client would see it.
 async function streamChunks(call: ServerWritableStream<GetJobLogsReq, DataChunk>): Promise<void> {
   let offset = 0;
-  for (const payload of sent) {
-    const msg: DataChunk = { payload: Buffer.from(payload), stream: Stream.STDOUT, offset };
-    offset += payload.length;
-    if (!call.write(msg, () => (msg.payload as Buffer).fill(0x21))) await once(call, "drain");
+  let i = 0;
+  for (let w = 0; i < sent.length; w++) {
+    const msgs: DataChunk[] = [];
+    for (let k = 0; k < (perWrite[w] ?? 1) && i < sent.length; k++, i++) {
+      msgs.push({ payload: Buffer.from(sent[i]!), stream: i % 2 ? Stream.STDERR : Stream.STDOUT, offset });
+      offset += sent[i]!.length;
+    }
+    const msg = msgs.length === 1 ? msgs[0]! : (new DataChunkBatch(msgs) as unknown as DataChunk);
+    if (!call.write(msg, () => msgs.forEach((m) => (m.payload as Buffer).fill(0x21)))) await once(call, "drain");
   }
   call.end();
 }
 
 test("GetJobLogs through reused frames: every byte arrives in order, with concurrent streams held back by flow control", async () => {
+  perWrite = [];
   sent = Array.from({ length: 120 }, (_, i) => randomBytes(i % 10 === 9 ? FRAME_BYTES + 1000 : 1 + Math.floor(Math.random() * 65536)));
   const before = { ...frameStats };
   const streams = 3;
@@ -60,6 +68,16 @@ test("GetJobLogs through reused frames: every byte arrives in order, with concur
   }
   assert.equal(frameStats.written - before.written, streams * sent.length, "every message was framed by the serializer");
   assert.ok(frameStats.taken - before.taken >= streams * sent.length);
+});
+
+test("batched writes (DataChunkBatch) reach a standard gRPC client as their separate messages, in order", async () => {
+  sent = Array.from({ length: 3000 }, (_, i) => randomBytes(1 + (i % 200)));
+  perWrite = Array.from({ length: 100 }, (_, w) => 1 + (w % 60));
+  const before = { ...frameStats };
+  const got = await receive();
+  assert.equal(got.length, sent.length);
+  for (let i = 0; i < sent.length; i++) assert.ok(got[i]!.equals(sent[i]!), `message ${i}`);
+  assert.ok(frameStats.written - before.written < sent.length, `${frameStats.written - before.written} writes for ${sent.length} messages`);
 });
 
 async function receive(): Promise<Buffer[]> {

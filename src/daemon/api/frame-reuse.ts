@@ -43,6 +43,11 @@ const FRAME = Symbol("frame");
 
 let installed: boolean | null = null;
 
+/** True once installFrameReuse() has hooked grpc-js: responses with a FRAME_INTO serializer are framed by it. */
+export function frameReuseInstalled(): boolean {
+  return installed === true;
+}
+
 /**
  * Hooks reused frames into grpc-js's server calls (once per process); true if grpc-js has the expected
  * internals, false (and nothing changed) otherwise.

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { test } from "node:test";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { Stream, type DataChunk, type GetJobLogsReq } from "../../shared/proto/joblet.js";
 import { DATA_CHUNK_HEAD_BYTES } from "../../shared/wire-codec.js";
-import { DEFAULT_MAX_CHUNK_BYTES } from "../logs/reader.js";
-import { logChunkBytes, SendAhead } from "./log-stream.js";
+import type { JobService } from "../jobs/service.js";
+import { DEFAULT_MAX_CHUNK_BYTES, type LogChunk } from "../logs/reader.js";
+import { DataChunkBatch, GRPC_HEADER_BYTES } from "./chunk-serializer.js";
+import { FRAME_BYTES, installFrameReuse } from "./frame-reuse.js";
+import { batchBytesLimit, logChunkBytes, SendAhead, streamLogs } from "./log-stream.js";
 
 test("chunks fit the server's send limit: the reader's size under the default 4 MiB, less under a small limit", () => {
   assert.equal(logChunkBytes(4 << 20), DEFAULT_MAX_CHUNK_BYTES);
@@ -47,4 +54,85 @@ test("SendAhead's wait ends when the call is aborted (a client gone mid-stream n
   abort.abort();
   await room;
   assert.equal(ahead.room(), undefined, "after the abort nothing waits");
+});
+
+test("one write carries at most a pooled frame, and no more than grpc-js lets through under the send limit", () => {
+  assert.equal(batchBytesLimit(4 << 20), FRAME_BYTES);
+  assert.equal(batchBytesLimit(1024), 1024 + GRPC_HEADER_BYTES);
+});
+
+/** What a fake GetJobLogs call was handed: each write's DataChunks, and whether it ended. */
+interface Written {
+  writes: DataChunk[][];
+  ended: boolean;
+}
+
+/**
+ * Runs streamLogs on a fake call (a viewer's certificate) whose output is `chunks`, produced by `source`
+ * (which may wait between chunks); writes complete on the next turn of the event loop, as grpc-js's do.
+ */
+async function streamFake(source: (written: Written) => AsyncGenerator<LogChunk>): Promise<Written> {
+  assert.equal(installFrameReuse(), true);
+  const written: Written = { writes: [], ended: false };
+  const call = Object.assign(new EventEmitter(), {
+    request: { id: "job", fromOffset: 0 },
+    getAuthContext: () => ({ sslPeerCertificate: { subject: { CN: "t", OU: "viewer" }, serialNumber: "01" } }),
+    write: (msg: DataChunk | DataChunkBatch, cb: () => void) => {
+      written.writes.push(msg instanceof DataChunkBatch ? [...msg.chunks] : [msg]);
+      setImmediate(cb);
+      return true;
+    },
+    end: () => (written.ended = true),
+  });
+  const jobs = {
+    logs: () => source(written),
+    status: () => {
+      throw new Error("no record");
+    },
+  } as unknown as JobService;
+  await streamLogs(call as unknown as ServerWritableStream<GetJobLogsReq, DataChunk>, {
+    jobs,
+    log: { info: () => undefined } as unknown as Logger,
+    onCall: () => undefined,
+    revoked: new Set<string>(),
+    maxSendMsgSize: 4 << 20,
+  });
+  return written;
+}
+
+test("chunks the reader has more after go out together: thousands of one-line chunks in a few writes, in order", async () => {
+  const n = 5000;
+  const chunks: LogChunk[] = Array.from({ length: n }, (_, i) => ({
+    stream: i % 2 ? "stderr" : "stdout",
+    offset: i * 100,
+    data: Buffer.alloc(100, 48 + (i % 10)),
+    more: i < n - 1,
+  }));
+  const w = await streamFake(async function* () {
+    yield* chunks;
+  });
+  assert.ok(w.ended);
+  const frame = GRPC_HEADER_BYTES + DATA_CHUNK_HEAD_BYTES + 100;
+  assert.ok(w.writes.length <= Math.ceil((n * frame) / (FRAME_BYTES / 2)), `${n} chunks in ${w.writes.length} writes`);
+  for (const msgs of w.writes) assert.ok(msgs.length * frame <= FRAME_BYTES, `a write of ${msgs.length} chunks fits a frame`);
+  const flat = w.writes.flat();
+  assert.equal(flat.length, n);
+  flat.forEach((m, i) => {
+    assert.equal(m.offset, i * 100);
+    assert.equal(m.stream, i % 2 ? Stream.STDERR : Stream.STDOUT);
+    assert.ok(Buffer.from(m.payload).equals(chunks[i]!.data));
+  });
+});
+
+test("a chunk without `more` is written before the reader goes on (a follower's output is never held back)", async () => {
+  let heldBack = false;
+  const w = await streamFake(async function* (written) {
+    yield { stream: "stdout", offset: 0, data: Buffer.from("a\n"), more: true };
+    yield { stream: "stderr", offset: 2, data: Buffer.from("b\n"), more: false };
+    // The reader would now wait for the job: both chunks must already be on their way, in one write.
+    heldBack = written.writes.flat().length !== 2;
+    yield { stream: "stdout", offset: 4, data: Buffer.from(Buffer.alloc(DEFAULT_MAX_CHUNK_BYTES, 120)), more: false };
+  });
+  assert.equal(heldBack, false, "the chunks before the wait were written");
+  assert.deepEqual(w.writes.map((m) => m.length), [2, 1]);
 });

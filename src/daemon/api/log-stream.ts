@@ -8,9 +8,11 @@ import { Stream, type DataChunk, type GetJobLogsReq } from "../../shared/proto/j
 import { DATA_CHUNK_HEAD_BYTES } from "../../shared/wire-codec.js";
 import type { JobService } from "../jobs/service.js";
 import { isFinal } from "../jobs/state.js";
-import { DEFAULT_MAX_CHUNK_BYTES, releaseChunk } from "../logs/reader.js";
+import { DEFAULT_MAX_CHUNK_BYTES, releaseChunk, type LogChunk } from "../logs/reader.js";
 import { authorize, callerOf, type RevocationCheck } from "./auth.js";
+import { DataChunkBatch, GRPC_HEADER_BYTES, maxFrameBytes } from "./chunk-serializer.js";
 import { DECODE_ERROR } from "./decode.js";
+import { FRAME_BYTES, frameReuseInstalled } from "./frame-reuse.js";
 import { toJob } from "./mappers.js";
 import type { CallObserver } from "./server.js";
 import { elapsedMs, statusName, toServiceError } from "./status.js";
@@ -37,6 +39,14 @@ export function logChunkBytes(maxSendMsgSize: number): number {
   return Math.max(1, Math.min(DEFAULT_MAX_CHUNK_BYTES, maxSendMsgSize - DATA_CHUNK_HEAD_BYTES));
 }
 
+/**
+ * Most bytes of gRPC frames one write may carry under a send limit of `maxSendMsgSize`: a pooled frame's
+ * size, and what grpc-js lets through (it refuses a write whose length less one 5-byte prefix is over the limit).
+ */
+export function batchBytesLimit(maxSendMsgSize: number): number {
+  return Math.min(FRAME_BYTES, maxSendMsgSize + GRPC_HEADER_BYTES);
+}
+
 /** Serves one GetJobLogs call until the output ends, the client goes away or the server shuts down. */
 export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataChunk>, deps: LogStreamDeps): Promise<void> {
   const caller = callerOf(call.getAuthContext());
@@ -47,6 +57,33 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
   call.on("cancelled", () => abort.abort());
   call.on("close", () => abort.abort());
   const ahead = new SendAhead(SEND_AHEAD, abort.signal);
+  // Chunks the reader says more follow of (LogChunk.more) wait here to go out in one write, up to `limit`
+  // bytes of frames (chunk-serializer.ts, DataChunkBatch); without grpc-js's framing hook each goes alone.
+  const batching = frameReuseInstalled();
+  const limit = batchBytesLimit(deps.maxSendMsgSize);
+  let batch: LogChunk[] = [];
+  let batchBytes = 0;
+  const flush = async (): Promise<void> => {
+    const chunks = batch;
+    batch = [];
+    batchBytes = 0;
+    if (chunks.length === 0) return;
+    let bytes = 0;
+    const msgs = chunks.map((c): DataChunk => {
+      bytes += c.data.length;
+      return { payload: c.data, stream: c.stream === "stdout" ? Stream.STDOUT : Stream.STDERR, offset: c.offset };
+    });
+    ahead.add(bytes);
+    // grpc-js has copied the chunks once its write completes: their buffers go back to the reader's pool.
+    // A batch is typed as the DataChunk the call declares; its serializer knows both.
+    call.write(msgs.length === 1 ? msgs[0]! : (new DataChunkBatch(msgs) as unknown as DataChunk), () => {
+      for (const c of chunks) releaseChunk(c);
+      ahead.sent(bytes);
+    });
+    // A slow client slows only its own stream: wait while grpc-js holds 16 writes or 1 MiB unsent.
+    const room = ahead.room();
+    if (room) await room;
+  };
   try {
     authorize(caller, "GetJobLogs", deps.revoked);
     if (DECODE_ERROR in call.request) throw (call.request as Record<symbol, JobletError>)[DECODE_ERROR];
@@ -54,28 +91,23 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
     if (!Number.isSafeInteger(from) || from < 0) throw invalidArgument("fromOffset", "a non-negative byte offset", from);
     for await (const chunk of deps.jobs.logs(call.request.id, from, abort.signal, logChunkBytes(deps.maxSendMsgSize))) {
       if (abort.signal.aborted) break;
-      const msg: DataChunk = {
-        payload: chunk.data,
-        stream: chunk.stream === "stdout" ? Stream.STDOUT : Stream.STDERR,
-        offset: chunk.offset,
-      };
-      const bytes = chunk.data.length;
-      ahead.add(bytes);
-      // grpc-js has copied the chunk once its write completes: its buffer goes back to the reader's pool.
-      call.write(msg, () => {
-        releaseChunk(chunk);
-        ahead.sent(bytes);
-      });
-      // A slow client slows only its own stream: wait while grpc-js holds 16 messages or 1 MiB unsent.
-      const room = ahead.room();
-      if (room) await room;
+      const frameBytes = maxFrameBytes(chunk.data.length);
+      if (batchBytes + frameBytes > limit) await flush();
+      batch.push(chunk);
+      batchBytes += frameBytes;
+      // The reader never holds back a chunk with `more` past a wait for the job: the batch cannot stall. Half
+      // the limit in one write amortises it well; a full chunk (256 KiB) goes at once, as it would alone.
+      if (!batching || !chunk.more || batchBytes * 2 >= limit) await flush();
     }
+    if (!abort.signal.aborted) await flush();
     if (!abort.signal.aborted) {
       call.end(endTrailers(deps.jobs, call.request.id));
       done("OK");
     } else done("CANCELLED");
   } catch (err) {
     if (abort.signal.aborted) return done("CANCELLED");
+    // What was read before the failure goes out before the status (the client resumes after it).
+    await flush().catch(() => undefined);
     const e = toServiceError(err, deps.log, "GetJobLogs");
     deps.log.info({ rpc: "GetJobLogs", caller: caller.subject, code: e.code, details: e.details }, "call failed");
     done(statusName(e.code), e.details);

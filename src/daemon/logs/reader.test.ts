@@ -376,6 +376,54 @@ describe("readLog with follow", () => {
     assertChunks(chunks, { bytes: Buffer.concat([expected.bytes, Buffer.from("late\n")]), streams: Buffer.concat([expected.streams, Buffer.from("ooooo")]) }, 0, 256 << 10);
   });
 
+  it("marks a chunk `more` only when another follows before it waits: the last chunk before each wait has none", async () => {
+    // Interleaved streams: a chunk per stream switch. A consumer holding chunks with `more` (api/log-stream.ts)
+    // must never be left holding one while the reader waits for the job.
+    const p = newPath();
+    const first = randomLog(300, 200);
+    writeFileSync(p, first.file);
+    const ac = new AbortController();
+    const seen: LogChunk[] = [];
+    let caughtUp: () => void = () => {};
+    let atEnd = new Promise<void>((r) => (caughtUp = r));
+    let endOffset = first.expected.bytes.length;
+    const reading = (async () => {
+      for await (const c of readLog(p, 0, { follow: true, signal: ac.signal, pollMs: 60_000 })) {
+        seen.push(c);
+        if (c.offset + c.data.length === endOffset) caughtUp();
+      }
+    })();
+    await atEnd;
+    assert.equal(seen.at(-1)!.more, false, "the last chunk before the wait");
+    assert.ok(seen.some((c) => c.more), "chunks in between have more");
+    const second = randomLog(50, 200);
+    atEnd = new Promise<void>((r) => (caughtUp = r));
+    endOffset += second.expected.bytes.length;
+    const before = seen.length;
+    appendFileSync(p, second.file);
+    await atEnd;
+    ac.abort();
+    await reading;
+    assert.equal(seen.at(-1)!.more, false, "the last chunk before the second wait");
+    assert.ok(seen.length > before);
+  });
+
+  it("never marks the last chunk of a read `more`, and every chunk marked `more` is followed by another", async () => {
+    // Output ending exactly at a chunk boundary: the last chunk is completed inside the read, nothing pending.
+    const exact = newPath();
+    writeFileSync(exact, Buffer.concat(Array.from({ length: 20 }, () => encodeK8sRecord("stdout", Buffer.alloc(99, 0x78), false))));
+    const two = await collect(readLog(exact, 0, { maxChunkBytes: 1000 }));
+    assert.deepEqual(two.map((c) => [c.data.length, c.more]), [[1000, true], [1000, false]]);
+    for (let round = 0; round < 20; round++) {
+      const { file } = randomLog(200, 3000);
+      const p = newPath();
+      writeFileSync(p, file);
+      const chunks = await collect(readLog(p, 0, { maxChunkBytes: 1000 + round * 500 }));
+      assert.ok(chunks.length > 0);
+      assert.equal(chunks.at(-1)!.more, false, `round ${round}: the last chunk`);
+    }
+  });
+
   it("gives many concurrent followers identical complete output", async () => {
     const { file, expected } = randomLog(200, 2000);
     const p = newPath();

@@ -17,6 +17,12 @@ export interface LogChunk {
   stream: LogStream;
   offset: number;
   data: Buffer;
+  /**
+   * True when the reader already holds the output of the next chunk: it comes before the reader waits for
+   * the job to write more (it may still read the file first). False for the last chunk before a wait or the
+   * end. A consumer may hold a chunk with `more` to send it together with the next ones (api/log-stream.ts).
+   */
+  more?: boolean;
 }
 
 /** How `readLog` reads. */
@@ -172,7 +178,10 @@ export async function* readLog(
           if (runStream !== -1) {
             builder.add(runStream === STDOUT ? "stdout" : "stderr", runOffset, buf, runStart, runEnd, ready);
             if (ready.length > 0) {
-              for (const chunk of ready) {
+              // Output the builder still holds is handed out before any wait (below): it follows for sure.
+              for (let k = 0; k < ready.length; k++) {
+                const chunk = ready[k]!;
+                chunk.more = k < ready.length - 1 || builder.pending;
                 yield chunk;
                 if (signal?.aborted) return;
               }
@@ -264,6 +273,11 @@ class ChunkBuilder {
     }
   }
 
+  /** True while output is held that no chunk has handed out yet. */
+  get pending(): boolean {
+    return this.len > 0;
+  }
+
   // Hands the (empty) chunk buffer back to the pool while nothing is pending: an idle follower holds none.
   releaseBuffer(): void {
     if (this.len > 0 || this.buf === null) return;
@@ -283,7 +297,7 @@ class ChunkBuilder {
       data = buf.subarray(0, this.len);
       this.buf = null;
     }
-    const chunk: LogChunk = { stream: this.stream, offset: this.offset, data };
+    const chunk: LogChunk = { stream: this.stream, offset: this.offset, data, more: false };
     this.len = 0;
     return chunk;
   }
