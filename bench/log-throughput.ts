@@ -1,7 +1,9 @@
 // Log throughput: a job writing a lot of output, read through Joblet, against the same command in a bare
 // `runc run` container (the same spec, copied from a real Joblet job) writing straight into a local pipe.
-// Two workloads: (a) `dd if=/dev/zero bs=1M` (large writes; conmon cuts them into 8 KiB `P` records) and
-// (b) 100-byte lines (`yes` of a 99-character string, cut by `head -c`; one `F` record per line).
+// Three workloads: (a) `dd if=/dev/zero bs=1M` (large writes; conmon cuts them into 8 KiB `P` records),
+// (b) 100-byte lines (`yes` of a 99-character string, cut by `head -c`; one `F` record per line) and (c)
+// 100-byte lines written alternately to stdout and stderr, one write each (perl with autoflush; one chunk per
+// line on the way out, the per-message cost), read with `2>&1`.
 // For each, interleaved run by run:
 //   baseline  `runc run … | wc -c`                       container stdout → pipe → reader, start to EOF
 //   follow    `rnx run sh -c CMD | wc -c`                job output followed live: conmon → log file →
@@ -15,7 +17,8 @@
 // (from /proc), of conmon and runc (a cpuacct cgroup around the daemon, which its helpers start in and stay
 // in, less the daemon's own) and of the job (its recorded usage), and their total.
 // Run as root: node --import tsx bench/log-throughput.ts
-//   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024; 0 skips a workload),
+//   BENCH_RUNS (default 3), BENCH_DD_MB (default 1024), BENCH_LINES_MB (default 1024), BENCH_ALT_MB (default
+//   64; the job itself writes them at only ~50 MB/s here); 0 skips a workload,
 //   BENCH_DAEMON_NODE_FLAGS / BENCH_RNX_NODE_FLAGS: more Node flags for the daemon (which always gets those
 //   of bin/joblet's `#!` line, as systemd runs it) and for rnx, e.g. BENCH_DAEMON_NODE_FLAGS=--initial-heap-size=32,
 //   BENCH_CPU_PROF=DIR: --cpu-prof of the daemon and of every rnx process into DIR,
@@ -30,6 +33,8 @@ import { bundleFromDaemon, cpuacctAround, hostLine, median, msSince, row, sheban
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const DD_MB = Number(process.env.BENCH_DD_MB ?? 1024);
 const LINES_MB = Number(process.env.BENCH_LINES_MB ?? 1024);
+const ALT_MB = Number(process.env.BENCH_ALT_MB ?? 64);
+
 const PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
 const PROF_FLAGS = PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : [];
 const words = (s: string | undefined): string[] => (s ?? "").split(" ").filter(Boolean);
@@ -39,6 +44,8 @@ const RNX = path.join(BUILD, "bin", "rnx");
 const DAEMON_FLAGS = [...shebangNodeFlags(JOBLET), ...words(process.env.BENCH_DAEMON_NODE_FLAGS), ...PROF_FLAGS];
 const RNX_FLAGS = [...words(process.env.BENCH_RNX_NODE_FLAGS), ...PROF_FLAGS];
 const MiB = 1 << 20;
+// Pairs of 100-byte lines (one to stdout, one to stderr) in ALT_MB MiB.
+const ALT_PAIRS = Math.floor((ALT_MB * MiB) / 200);
 // 99 characters plus the newline `yes` adds: 100-byte lines.
 const LINE = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3).slice(0, 99);
 
@@ -46,12 +53,20 @@ const LINE = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3).slice(0, 99);
 interface Workload {
   name: string;
   bytes: number;
+  /** Read stderr too (`2>&1`): the command writes to both. */
+  merge?: boolean;
   script: string;
 }
 
 const WORKLOADS: Workload[] = [
   { name: `dd bs=1M, ${DD_MB} MiB`, bytes: DD_MB * MiB, script: `dd if=/dev/zero bs=1M count=${DD_MB} 2>/dev/null` },
   { name: `100-byte lines, ${LINES_MB} MiB`, bytes: LINES_MB * MiB, script: `yes ${LINE} | head -c ${LINES_MB * MiB}` },
+  {
+    name: `100-byte lines alternating stdout/stderr, ${ALT_MB} MiB`,
+    bytes: ALT_PAIRS * 200,
+    merge: true,
+    script: `perl -e 'select(STDERR); $|=1; select(STDOUT); $|=1; $l="${LINE}\\n"; for (1..${ALT_PAIRS}) { print STDOUT $l; print STDERR $l }'`,
+  },
 ].filter((w) => w.bytes > 0);
 
 /** Wall time and CPU time of one piped run, in milliseconds. */
@@ -86,17 +101,17 @@ function shellTimeMs(t: string): number {
 }
 
 /**
- * Runs `sh -c "<argv> | wc -c; times"`; resolves with its wall and CPU time, and the CPU the daemon and its
+ * Runs `sh -c "<argv> | wc -c; times"` (`<argv> 2>&1 | …` with `merge`); resolves with its wall and CPU time, and the CPU the daemon and its
  * helpers used meanwhile. Throws unless it exits 0 and wc counted `bytes`.
  */
-function timePiped(argv: readonly string[], bytes: number, daemon?: DaemonCpu): Promise<Timing> {
+function timePiped(argv: readonly string[], bytes: number, daemon?: DaemonCpu, merge = false): Promise<Timing> {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   const daemonPid = daemon?.pid;
   return new Promise((resolve, reject) => {
     const d0 = daemonPid === undefined ? 0 : processCpuMs(daemonPid);
     const g0 = daemon?.groupMs?.() ?? NaN;
     const t0 = process.hrtime.bigint();
-    const p = spawn("sh", ["-c", `${quoted} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn("sh", ["-c", `${quoted}${merge ? " 2>&1" : ""} | wc -c; times`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -167,15 +182,15 @@ async function measure(d: TestDaemon, daemon: DaemonCpu, b: RuncBundle, w: Workl
   for (let i = 0; i < runs; i++) {
     const id = `lt-${process.pid}-${i}-${w.bytes}`;
     const dir = writeRunBundle(b, id, ["sh", "-c", w.script]);
-    r.base.push(await timePiped(["runc", "--root", b.stateRoot, "run", "-b", dir, id], w.bytes));
+    r.base.push(await timePiped(["runc", "--root", b.stateRoot, "run", "-b", dir, id], w.bytes, undefined, w.merge));
 
     const before = logIds(d);
-    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, daemon));
+    r.follow.push(await timePiped([...rnx, "run", "sh", "-c", w.script], w.bytes, daemon, w.merge));
     const fresh = [...logIds(d)].filter((x) => !before.has(x));
     if (fresh.length !== 1) throw new Error(`expected one new job log, found ${fresh.length}`);
     const jobId = fresh[0]!;
     r.follow.at(-1)!.jobCpuMs = await jobCpuMs(d, jobId);
-    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, daemon));
+    r.replay.push(await timePiped([...rnx, "log", jobId], w.bytes, daemon, w.merge));
     const rm = await d.rnx(["rm", jobId]);
     if (rm.code !== 0) throw new Error(`rnx rm ${jobId}: ${rm.stderr}`);
     console.log(`    run ${i + 1}/${runs}: runc ${s(r.base.at(-1)!)}, rnx run ${s(r.follow.at(-1)!)}, rnx log ${s(r.replay.at(-1)!)}`);
