@@ -151,3 +151,55 @@ test("a sink without writev (stdout redirected to a file) gets each multi-part c
   await followLogs(src, "j", { stdout: sink, stderr: sink, notes: sink });
   assert.deepEqual(writes.map(String), ["abcdef"]);
 });
+
+test("two streams into one destination keep the job's order: what one queued reaches it before the other's next write", async () => {
+  // stdout completes its writes late, stderr at once: without waiting for stdout's write in flight, stderr's
+  // next line would land first (as with `2>&1` into a pipe, where a write is in flight until the reader reads).
+  const landed: string[] = [];
+  const into = (delayMs: number) =>
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        setTimeout(() => {
+          landed.push(c.toString());
+          cb();
+        }, delayMs);
+      },
+    });
+  const items: DataChunk[] = [];
+  for (let i = 0; i < 40; i++) items.push(chunk(`o${i}\n`, items.length * 4, Stream.STDOUT), chunk(`e${i}\n`, items.length * 4 + 4, Stream.STDERR));
+  items.forEach((c, i) => (c.offset = i === 0 ? 0 : items[i - 1]!.offset + items[i - 1]!.payload.length));
+  const out = into(5);
+  const err = into(0);
+  await followLogs(scripted([items]), "j", { stdout: out, stderr: err, notes: new Writable({ write: (_c, _e, cb) => cb() }) });
+  await Promise.all([new Promise((r) => out.end(r)), new Promise((r) => err.end(r))]);
+  assert.equal(landed.join(""), items.map((c) => Buffer.from(c.payload).toString()).join(""));
+});
+
+test("a turn's writes to a sink that can write several buffers at once leave together, and nothing stays held", async () => {
+  let writevCalls = 0;
+  const got: Buffer[] = [];
+  // Writes complete at once, as into a pipe with room (Node's stream then writes each buffer by itself).
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      got.push(c);
+      cb();
+    },
+    writev(cs: { chunk: Buffer }[], cb) {
+      writevCalls++;
+      for (const c of cs) got.push(c.chunk);
+      cb();
+    },
+  });
+  const items = Array.from({ length: 1000 }, (_, i) => chunk(`line ${i}\n`, 0));
+  let offset = 0;
+  for (const c of items) {
+    c.offset = offset;
+    offset += c.payload.length;
+  }
+  // One source read's worth of chunks, handed out without waiting (as rnx decodes them from one DATA frame).
+  await followLogs(scripted([items]), "j", { stdout: sink, stderr: sink, notes: sink });
+  assert.equal((sink as Writable & { writableCorked: number }).writableCorked, 0, "released when following ends");
+  await new Promise((r) => sink.end(r));
+  assert.equal(Buffer.concat(got).toString(), items.map((c) => Buffer.from(c.payload).toString()).join(""));
+  assert.ok(writevCalls > 0 && writevCalls < 50, `1000 chunks in ${writevCalls} writev calls`);
+});

@@ -59,46 +59,89 @@ export async function followLogs(source: LogSource, id: string, sinks: FollowSin
   let attempt = 0;
   let lostAt = 0;
   let lastSink: Output | undefined;
-  for (;;) {
-    let first = true;
-    try {
-      for await (const chunk of source.logs(id, next)) {
-        reached = true;
-        attempt = 0;
-        let payload: readonly Uint8Array[] = Array.isArray(chunk.payload) ? chunk.payload : [chunk.payload];
-        let length = 0;
-        for (const p of payload) length += p.length;
-        if (offsetsTrusted && chunk.offset > next) {
-          // A jump forward: the server dropped that much of the job's output (its per-job log cap).
-          sinks.notes.write(`rnx: ${chunk.offset - next} bytes of job ${id}'s output were dropped here by the server's log size cap\n`);
-          next = chunk.offset;
-        } else if (offsetsTrusted && chunk.offset !== next) {
-          // After a reconnect the server may start inside the last chunk written: skip what was written.
-          const overlaps = first && chunk.offset < next && chunk.offset + length > next;
-          if (overlaps) {
-            payload = dropFront(payload, next - chunk.offset);
-            length -= next - chunk.offset;
-          } else offsetsTrusted = false;
+  const turn = new TurnCork();
+  try {
+    for (;;) {
+      let first = true;
+      try {
+        for await (const chunk of source.logs(id, next)) {
+          reached = true;
+          attempt = 0;
+          let payload: readonly Uint8Array[] = Array.isArray(chunk.payload) ? chunk.payload : [chunk.payload];
+          let length = 0;
+          for (const p of payload) length += p.length;
+          if (offsetsTrusted && chunk.offset > next) {
+            // A jump forward: the server dropped that much of the job's output (its per-job log cap).
+            sinks.notes.write(`rnx: ${chunk.offset - next} bytes of job ${id}'s output were dropped here by the server's log size cap\n`);
+            next = chunk.offset;
+          } else if (offsetsTrusted && chunk.offset !== next) {
+            // After a reconnect the server may start inside the last chunk written: skip what was written.
+            const overlaps = first && chunk.offset < next && chunk.offset + length > next;
+            if (overlaps) {
+              payload = dropFront(payload, next - chunk.offset);
+              length -= next - chunk.offset;
+            } else offsetsTrusted = false;
+          }
+          first = false;
+          if (length === 0) continue;
+          const sink = chunk.stream === Stream.STDERR ? sinks.stderr : sinks.stdout;
+          // Output queued for one stream goes out before the other's: both may be the same pipe (2>&1).
+          if (lastSink !== sink && lastSink !== undefined) {
+            turn.release();
+            await drained(lastSink);
+          }
+          lastSink = sink;
+          turn.hold(sink);
+          await writeParts(sink, payload, aheadBytes);
+          written += length;
+          next += length;
         }
-        first = false;
-        if (length === 0) continue;
-        const sink = chunk.stream === Stream.STDERR ? sinks.stderr : sinks.stdout;
-        // Output queued for one stream goes out before the other's: both may be the same pipe (2>&1).
-        if (lastSink !== sink && lastSink !== undefined) await drained(lastSink);
-        lastSink = sink;
-        await writeParts(sink, payload, aheadBytes);
-        written += length;
-        next += length;
+        return written;
+      } catch (err) {
+        if (attempt === 0) lostAt = Date.now();
+        const retryable = reached && offsetsTrusted && isJobletError(err, "UNAVAILABLE") && Date.now() - lostAt < budgetMs;
+        if (!retryable) throw err;
+        turn.release();
+        if (attempt === 0) sinks.notes.write(`rnx: lost the connection while following job ${id}; reconnecting…\n`);
+        await sleep(delays[Math.min(attempt, delays.length - 1)]!);
+        attempt++;
       }
-      return written;
-    } catch (err) {
-      if (attempt === 0) lostAt = Date.now();
-      const retryable = reached && offsetsTrusted && isJobletError(err, "UNAVAILABLE") && Date.now() - lostAt < budgetMs;
-      if (!retryable) throw err;
-      if (attempt === 0) sinks.notes.write(`rnx: lost the connection while following job ${id}; reconnecting…\n`);
-      await sleep(delays[Math.min(attempt, delays.length - 1)]!);
-      attempt++;
     }
+  } finally {
+    // Nothing may stay held once following ends: rnx exits when its output has reached the system.
+    turn.release();
+  }
+}
+
+/**
+ * Holds the writes to one sink until the end of the current turn of the event loop (cork, then uncork from
+ * setImmediate), so that the chunks decoded from one network read leave in one writev instead of one
+ * write(2) each: output that alternates between stdout and stderr line by line comes as a chunk per line.
+ * Only sinks that can write several buffers at once (pipes, sockets, terminals) are held; a file (Node's
+ * SyncWriteStream) writes each buffer by itself anyway.
+ */
+class TurnCork {
+  private held: (Output & { uncork(): void }) | undefined;
+  private timer: NodeJS.Immediate | undefined;
+
+  /** Holds `sink`'s writes until the end of this turn (releasing another sink held before). */
+  hold(sink: Output): void {
+    if (this.held === sink) return;
+    this.release();
+    const w = sink as Output & { cork?(): void; uncork?(): void; _writev?: unknown };
+    if (typeof w.cork !== "function" || typeof w.uncork !== "function" || typeof w._writev !== "function") return;
+    w.cork();
+    this.held = w as Output & { uncork(): void };
+    this.timer = setImmediate(() => this.release());
+  }
+
+  /** Lets the held sink write what it holds now. */
+  release(): void {
+    if (this.timer !== undefined) clearImmediate(this.timer);
+    this.timer = undefined;
+    const held = this.held;
+    this.held = undefined;
+    held?.uncork();
   }
 }
 

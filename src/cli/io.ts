@@ -1,6 +1,7 @@
 // The process's standard streams and environment as commands see them, so tests can substitute their own,
 // and the one write helper that respects backpressure.
 import { once } from "node:events";
+import { fstatSync } from "node:fs";
 
 /** A writable output with the terminal facts Node attaches to process.stdout/stderr. */
 export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -48,11 +49,41 @@ export async function writeParts(out: NodeJS.WritableStream, parts: readonly Uin
 }
 
 /**
- * Resolves once what `out` queued beyond its mark has been handed to the system (at once when nothing is
- * waiting for 'drain'): before writing to the other stream, so `2>&1` keeps the job's order.
+ * Where a job's stdout and stderr go: rnx's own, except that both go to rnx's stdout stream when rnx's
+ * stdout and stderr are the same file, pipe or terminal (`2>&1`, an interactive shell). Through one stream
+ * the job's order holds by itself: nothing waits for one stream to drain before the other is written, and
+ * the writes of one turn of the event loop go out together (follow.ts).
+ */
+export function jobSinks(io: CliIo): { stdout: Output; stderr: Output } {
+  const merge = io.stdout === process.stdout && io.stderr === process.stderr && sameOpenFile(1, 2);
+  return { stdout: io.stdout, stderr: merge ? io.stdout : io.stderr };
+}
+
+/**
+ * True when file descriptors `a` and `b` refer to the same file (device and inode; a terminal's device
+ * number too). Not on Windows, where consoles and pipes report no inode.
+ */
+export function sameOpenFile(a: number, b: number): boolean {
+  if (process.platform === "win32") return false;
+  try {
+    const x = fstatSync(a);
+    const y = fstatSync(b);
+    return x.ino !== 0 && x.dev === y.dev && x.ino === y.ino && x.rdev === y.rdev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves once everything written to `out` has been handed to the system (at once when nothing is queued):
+ * before writing to the other stream, so that two streams into one destination keep the job's order. Waiting
+ * for 'drain' would not do: it comes only after a write went over the stream's mark, and a smaller write
+ * still in flight was overtaken by the other stream's next one (`2>&1` into a pipe mixed lines up).
  */
 export async function drained(out: NodeJS.WritableStream): Promise<void> {
-  if ((out as { writableNeedDrain?: boolean }).writableNeedDrain) await once(out, "drain");
+  if (((out as { writableLength?: number }).writableLength ?? 0) === 0) return;
+  // Writes complete in order: the callback of an empty one comes after all before it.
+  await new Promise<void>((resolve) => out.write(Buffer.alloc(0), () => resolve()));
 }
 
 /** True when `out` should get colours: a terminal, and NO_COLOR unset or empty (no-color.org). */

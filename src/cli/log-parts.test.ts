@@ -79,7 +79,8 @@ test("followLogs: output queued for stdout is flushed before stderr is written (
       highWaterMark: 2,
       write(c: Buffer, _e, cb) {
         setTimeout(() => {
-          order.push(`${name}:${c.toString()}`);
+          // An empty write is how follow waits for a stream's writes in flight (io.ts, drained).
+          if (c.length > 0) order.push(`${name}:${c.toString()}`);
           cb();
         }, 3);
       },

@@ -8,7 +8,7 @@ import type { GetJobStatusRes, RunJobReq, RunJobRes } from "../../shared/proto/j
 import { RnxClient } from "../client.js";
 import { ExitCode } from "../exit-codes.js";
 import { followLogs } from "../follow.js";
-import type { CliIo } from "../io.js";
+import { jobSinks, type CliIo } from "../io.js";
 import { FINAL_STATUSES, jobOutcome } from "../outcome.js";
 import { parseRunOptions, type RawRunOptions } from "../run-options.js";
 import { resolveTarget, type GlobalOptions } from "../target.js";
@@ -78,7 +78,7 @@ export async function runCommand(
       io.stdout.write(`${job.id}\n`);
       return ExitCode.OK;
     }
-    await followLogs(client, job.id, { stdout: io.stdout, stderr: io.stderr, notes: io.stderr }, { reachable: true });
+    await followLogs(client, job.id, { ...jobSinks(io), notes: io.stderr }, { reachable: true });
     const final = await finalStatus(client, job.id);
     const outcome = jobOutcome(final);
     if (outcome.note) io.stderr.write(`rnx: ${outcome.note}\n`);
