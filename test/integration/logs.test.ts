@@ -3,6 +3,7 @@
 // stream, in chunks of at most 256 KiB (less under a small grpc.maxSendMsgSize) with contiguous offsets; output is binary-safe; a resume from an
 // offset returns exactly the suffix; a paused follower slows only itself; rnx log and rnx run deliver all.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -11,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { RunJobReq, Stream, type DataChunk, type GetJobStatusRes, type JobletServiceClient, type RunJobRes } from "../../src/shared/proto/joblet.js";
 import { JOB_TRAILER, decodeJobTrailer } from "../../src/shared/job-trailer.js";
 import { DATA_CHUNK_HEAD_BYTES } from "../../src/shared/wire-codec.js";
-import { TestDaemon, unary } from "./harness.js";
+import { ROOT, TestDaemon, unary } from "./harness.js";
 
 const T = { timeout: 120_000 };
 const MAX_CHUNK_BYTES = 256 << 10;
@@ -320,6 +321,31 @@ test("output alternating between stdout and stderr line by line arrives as separ
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, want.stdout);
   assert.equal(r.stderr, want.stderr);
+});
+
+/** Runs `rnx ARGS 2>&1` through sh (one pipe for both streams, as a user's shell would); resolves with that output. */
+function rnxMerged(args: string[]): Promise<Buffer> {
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, path.join(ROOT, "bin", "rnx"), "--config", d.rnxConfigFile, ...args].map(q).join(" ");
+  return new Promise((resolve, reject) => {
+    const p = spawn("sh", ["-c", `${cmd} 2>&1`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NO_COLOR: "1" } });
+    const out: Buffer[] = [];
+    p.stdout.on("data", (b: Buffer) => out.push(b));
+    p.once("error", reject);
+    p.once("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`rnx ${args.join(" ")} 2>&1: exit ${code}`))));
+  });
+}
+
+test("with 2>&1 rnx prints a job's stdout and stderr in the order of its log, following live and replaying", T, async () => {
+  const want = alternating(20_000);
+  const live = await rnxMerged(["run", "sh", "-c", want.script]);
+  const id = JSON.parse((await d.rnx(["list", "--json"])).stdout).at(-1).id as string;
+  const f = new Follower(id);
+  await f.done;
+  const logOrder = f.bytes();
+  assert.ok(f.runs().length >= 100, `stdout and stderr interleave in the log (${f.runs().length} runs)`);
+  assert.ok(live.equals(logOrder), "rnx run … 2>&1 prints the log's order");
+  for (let i = 0; i < 3; i++) assert.ok((await rnxMerged(["log", id])).equals(logOrder), `rnx log … 2>&1, run ${i + 1}: the log's order`);
 });
 
 test("under a small grpc.maxSendMsgSize the output comes in chunks that fit it, all of it, and rnx log prints it", T, async () => {
