@@ -83,8 +83,10 @@ export function sameOpenFile(a: number, b: number): boolean {
 export async function drained(out: NodeJS.WritableStream): Promise<void> {
   if (((out as { writableLength?: number }).writableLength ?? 0) === 0) return;
   // Writes complete in order: the callback of an empty one comes after all before it.
-  await new Promise<void>((resolve) => out.write(Buffer.alloc(0), () => resolve()));
+  await new Promise<void>((resolve) => out.write(NOTHING, () => resolve()));
 }
+
+const NOTHING = Buffer.alloc(0);
 
 /** True when `out` should get colours: a terminal, and NO_COLOR unset or empty (no-color.org). */
 export function useColor(out: Output, env: NodeJS.ProcessEnv): boolean {

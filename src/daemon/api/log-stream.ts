@@ -99,8 +99,8 @@ export async function streamLogs(call: ServerWritableStream<GetJobLogsReq, DataC
       // the limit in one write amortises it well; a full chunk (256 KiB) goes at once, as it would alone.
       if (!batching || !chunk.more || batchBytes * 2 >= limit) await flush();
     }
-    if (!abort.signal.aborted) await flush();
     if (!abort.signal.aborted) {
+      await flush(); // empty: the reader's last chunk has no `more` (defensive)
       call.end(endTrailers(deps.jobs, call.request.id));
       done("OK");
     } else done("CANCELLED");

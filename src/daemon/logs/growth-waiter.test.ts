@@ -9,6 +9,15 @@ const dir = mkdtempSync(path.join(tmpdir(), "joblet-growth-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A waiter watching a new empty file `name` (and the file's path), with polls every `pollMs`. */
+function watched(name: string, pollMs: number): { w: GrowthWaiter; p: string } {
+  const p = path.join(dir, name);
+  writeFileSync(p, "");
+  const w = new GrowthWaiter(p, pollMs, undefined);
+  w.watchFor(true);
+  return { w, p };
+}
+
 /** Resolves with how a wait ended within `ms`: "woke" or "timeout". */
 async function waitWithin(w: GrowthWaiter, ms: number): Promise<"woke" | "timeout"> {
   return Promise.race([w.wait().then(() => "woke" as const), sleep(ms).then(() => "timeout" as const)]);
@@ -16,10 +25,7 @@ async function waitWithin(w: GrowthWaiter, ms: number): Promise<"woke" | "timeou
 
 describe("GrowthWaiter", () => {
   it("wakes on a write to the watched file, long before the poll interval", async () => {
-    const p = path.join(dir, "a.log");
-    writeFileSync(p, "");
-    const w = new GrowthWaiter(p, 60_000, undefined);
-    w.watchFor(true);
+    const { w, p } = watched("a.log", 60_000);
     const waiting = waitWithin(w, 2_000);
     await sleep(20);
     appendFileSync(p, "x");
@@ -28,10 +34,7 @@ describe("GrowthWaiter", () => {
   });
 
   it("after pause(), the next wait watches again and returns at once; later waits wait for a write", async () => {
-    const p = path.join(dir, "b.log");
-    writeFileSync(p, "");
-    const w = new GrowthWaiter(p, 60_000, undefined);
-    w.watchFor(true);
+    const { w, p } = watched("b.log", 60_000);
     w.pause();
     appendFileSync(p, "written while paused");
     await sleep(50); // an event, had it been queued, would have been delivered by now
@@ -47,10 +50,7 @@ describe("GrowthWaiter", () => {
   });
 
   it("ends a wait at the poll interval when nothing is written", async () => {
-    const p = path.join(dir, "c.log");
-    writeFileSync(p, "");
-    const w = new GrowthWaiter(p, 30, undefined);
-    w.watchFor(true);
+    const { w } = watched("c.log", 30);
     w.pause();
     await w.wait(); // re-arms
     const t0 = performance.now();
